@@ -1,0 +1,135 @@
+# attnscale: one GNU Makefile for the library, the CLI, tests and benchmarks.
+#
+#   make              build build/libattnscale.a and build/attnscale
+#   make run          install missing Debian packages, build, run the main job into out/
+#   make test         install missing Debian packages, build, run every test (~1 min)
+#   make check        the tests again under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make test-long    long statistical runs (large n, many seeds)
+#   make bench        benchmarks (bench/), CSV on stdout
+#   make fuzz         libFuzzer targets (clang), FUZZ_SECONDS each (default 60)
+#   make format       clang-format every C source
+#   make clean
+#
+# Honours CC, CFLAGS, CPPFLAGS, LDFLAGS, LDLIBS. NO_OMP=1 builds without OpenMP,
+# NATIVE=1 adds -march=native, WERROR=1 adds -Werror (CI).
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+BUILD   ?= build
+
+WARN    := -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wconversion
+ifeq ($(WERROR),1)
+WARN    += -Werror
+endif
+ifeq ($(NATIVE),1)
+WARN    += -march=native
+endif
+ifneq ($(NO_OMP),1)
+OMP_OK  := $(shell printf 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo 1)
+ifeq ($(OMP_OK),1)
+OMPFLAGS := -fopenmp
+endif
+endif
+
+BLAS_INC := $(shell pkg-config --cflags-only-I openblas 2>/dev/null)
+ALL_CPPFLAGS := -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L $(BLAS_INC) $(CPPFLAGS)
+ALL_CFLAGS   := $(WARN) $(OMPFLAGS) $(CFLAGS)
+LIBS         := -lopenblas -lm $(LDLIBS)
+TEST_LIBS    := -lcjson $(LIBS)
+
+LIB_SRC  := $(sort $(wildcard src/*/*.c src/*/*/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_SRC  := $(sort $(wildcard tools/cli/*.c))
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCH_SRC := $(sort $(wildcard bench/bench_*.c))
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+# Debian packages the build and the tests need (the set-up contract of DESIGN.md).
+DEB_PKGS := make gcc pkg-config libopenblas-dev libcairo2-dev libcjson-dev
+FUZZ_PKGS := clang libclang-rt-14-dev
+
+.PHONY: all lib cli deps run test check test-long bench fuzz format clean tests
+all: lib cli
+
+lib: $(BUILD)/libattnscale.a
+cli: $(BUILD)/attnscale
+
+# Install what is missing with apt-get when root; otherwise print the exact command and stop.
+deps:
+	@PKGS="$(DEB_PKGS)" sh scripts/deps.sh
+
+# The git hash and flags go into a generated header that changes only when they do.
+$(BUILD)/gen/buildinfo.h: FORCE
+	@mkdir -p $(@D)
+	@{ printf '#define ATS_GIT_HASH "%s"\n' "$$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"; \
+	   printf '#define ATS_BUILD_FLAGS "%s"\n' "$(CC) $(ALL_CFLAGS)"; } > $@.tmp
+	@cmp -s $@.tmp $@ || mv $@.tmp $@; rm -f $@.tmp
+FORCE:
+
+$(BUILD)/obj/src/core/build_info.o: $(BUILD)/gen/buildinfo.h
+$(BUILD)/obj/src/core/build_info.o: ALL_CPPFLAGS += -I$(BUILD)/gen
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libattnscale.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/attnscale: $(CLI_OBJ) $(BUILD)/libattnscale.a
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(CLI_OBJ) $(BUILD)/libattnscale.a $(LIBS) -o $@
+
+$(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libattnscale.a
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) $< $(BUILD)/libattnscale.a $(TEST_LIBS) -o $@
+
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libattnscale.a
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) $< $(BUILD)/libattnscale.a $(LIBS) -o $@
+
+tests: all $(TEST_BIN)
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	sh scripts/run.sh $(BUILD)/attnscale out
+
+test: deps
+	@$(MAKE) --no-print-directory tests
+	@sh tests/run.sh $(BUILD)
+
+SAN := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+check: deps
+	@$(MAKE) --no-print-directory BUILD=build-check CFLAGS="$(SAN)" LDFLAGS="$(SAN)" tests
+	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 sh tests/run.sh build-check
+
+test-long: deps
+	@$(MAKE) --no-print-directory tests
+	@ATS_TEST_LONG=1 sh tests/run.sh $(BUILD)
+
+bench: deps
+	@$(MAKE) --no-print-directory all $(BENCH_BIN)
+	@for b in $(BENCH_BIN); do $$b || exit 1; done
+
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_SECONDS ?= 60
+fuzz: $(BUILD)/gen/buildinfo.h
+	@PKGS="$(FUZZ_PKGS)" sh scripts/deps.sh
+	@mkdir -p $(BUILD)/fuzz
+	@for f in $(FUZZ_SRC); do \
+	  t=$(BUILD)/fuzz/$$(basename $$f .c); \
+	  clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc \
+	    -D_POSIX_C_SOURCE=200809L $$f $(LIB_SRC) -I$(BUILD)/gen -lm -lopenblas -o $$t || exit 1; \
+	  c=tests/fuzz/corpus/$$(basename $$f .c | sed 's/^fuzz_//'); mkdir -p $$c; \
+	  $$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$c || exit 1; \
+	done
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-check
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

@@ -1,0 +1,220 @@
+/*
+ * attnscale.h: the public API of libattnscale.
+ *
+ * libattnscale computes the phase transitions of softmax attention under inverse-temperature
+ * scaling at long context (see docs in the repository: THEORY.md sections are cited as
+ * "THEORY.md 2.2"). Everything a program needs is declared here; the CLI in tools/cli/ uses
+ * nothing else.
+ *
+ * Conventions
+ *   - Fallible calls return an int status from enum ats_status (0 = ATS_STATUS_OK);
+ *     ats_strerror() names it. The library never prints and never exits; a replaceable
+ *     handler (silent by default) receives a one-line reason for every error it reports.
+ *   - Element counts and indices are int64_t, byte counts size_t.
+ *   - Outputs first, then inputs, then sizes, then scalar parameters.
+ *
+ * Worked example: the exact simplex layer of arXiv 2510.05554 at the critical scale.
+ *
+ *     struct ats_simplex_params p = ats_simplex_params_default();
+ *     p.n = 1024; p.d = 1024; p.rho = 0.5;
+ *     p.scale = ATS_SCALE_GAMMA; p.gamma = 2.0;          // beta = 2 log 1024
+ *     struct ats_simplex s;
+ *     int rc = ats_simplex_eval(&s, &p);
+ *     if (rc != ATS_STATUS_OK) fprintf(stderr, "%s\n", ats_strerror(rc));
+ *     // s.regime == ATS_REGIME_CRITICAL, s.a_self = 1024/2047, s.rho_out ~ 0.80027
+ *
+ * Writing records (JSON Lines or CSV):
+ *
+ *     struct ats_writer *w;
+ *     ats_writer_alloc(&w, stdout, ATS_FORMAT_JSON);
+ *     ats_writer_int(w, "n", 1024);
+ *     ats_writer_double(w, "rho_out", s.rho_out);
+ *     ats_writer_end_record(w);                           // {"n":1024,"rho_out":0.80027...}
+ *     ats_writer_free(w);
+ */
+#ifndef ATTNSCALE_H
+#define ATTNSCALE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ATS_VERSION "0.1.0"
+
+// ----------------------------------------------------------------------------
+// Status codes and errors
+
+enum ats_status {
+    ATS_STATUS_OK = 0,
+    ATS_STATUS_EINVAL, // malformed input (syntax, inconsistent records)
+    ATS_STATUS_ENOMEM, // allocation failed or would exceed the size limits
+    ATS_STATUS_EDOM,   // a parameter is outside its mathematical domain
+    ATS_STATUS_ERANGE, // a result or a count does not fit its type or limit
+    ATS_STATUS_EUNSUP, // valid but not supported by this build
+    ATS_STATUS_EIO,    // reading or writing a file failed
+    ATS_STATUS_ENUM,   // a numerical method failed (no convergence, non-finite result)
+};
+
+// Short English text for a status; never NULL ("unknown status" for unknown values).
+const char *ats_strerror(int status);
+
+// Receives every error the library reports: a one-line reason, the source location and the
+// status. The default handler does nothing. The handler is process-wide: set it once, before
+// any threads start.
+typedef void ats_error_handler_t(const char *reason, const char *file, int line, int status);
+
+// Installs h (NULL restores the silent default) and returns the previous handler.
+ats_error_handler_t *ats_set_error_handler(ats_error_handler_t *h);
+
+// A multi-line, NUL-terminated description of the build: version, git hash, compiler flags,
+// BLAS configuration and OpenMP threads. Static storage; do not free.
+const char *ats_build_info(void);
+
+// ----------------------------------------------------------------------------
+// Numeric option values: "x", "a,b,c" or "lo:hi:k" (k evenly spaced values, both ends
+// included). Every value must be finite and lie in a domain.
+
+// Largest number of values one text may expand to.
+#define ATS_VALUES_MAX 10000000
+
+struct ats_domain {
+    double lo, hi;   // bounds (use -HUGE_VAL / HUGE_VAL for none)
+    int lo_open;     // 1: lo itself is excluded
+    int hi_open;     // 1: hi itself is excluded
+    int integer;     // 1: every value must be an integer (|v| <= 2^53)
+};
+
+struct ats_values {
+    double *v;     // count values, owned; release with ats_values_clear
+    int64_t count;
+};
+
+// Where parsing failed: the offending item is text[offset .. offset+length), and for a
+// value outside the domain, value holds it.
+struct ats_parse_diag {
+    int64_t offset, length;
+    double value;
+};
+
+// Parses text into out (caller-owned struct; its array is allocated here).
+// Returns ATS_STATUS_EINVAL (not a number, empty item, malformed range or k < 1, k = 1 with
+// lo != hi, an integer domain given a non-integer), ATS_STATUS_EDOM (a value outside dom,
+// or not finite), ATS_STATUS_ERANGE (more than ATS_VALUES_MAX values) or ATS_STATUS_ENOMEM.
+// On failure out is empty and diag (if not NULL) says where.
+int ats_values_parse(struct ats_values *out, const char *text, const struct ats_domain *dom,
+                     struct ats_parse_diag *diag);
+
+// Frees the array and empties v (NULL or an empty v is fine).
+void ats_values_clear(struct ats_values *v);
+
+// ----------------------------------------------------------------------------
+// Record writers: JSON Lines (one object per line) or CSV (header row from the first
+// record). A record is built key by key and emitted by ats_writer_end_record.
+// Non-finite doubles are written as null in JSON and as inf, -inf or nan in CSV.
+// Doubles use the shortest decimal form that reads back to the same double.
+
+enum ats_format { ATS_FORMAT_JSON, ATS_FORMAT_CSV };
+
+struct ats_writer;
+
+// f stays owned by the caller and must outlive the writer.
+int ats_writer_alloc(struct ats_writer **w, FILE *f, enum ats_format fmt);
+void ats_writer_free(struct ats_writer *w);
+
+// Add one field to the record under construction. Keys are copied.
+int ats_writer_double(struct ats_writer *w, const char *key, double v);
+int ats_writer_int(struct ats_writer *w, const char *key, int64_t v);
+int ats_writer_string(struct ats_writer *w, const char *key, const char *v);
+
+// Emits the record and starts a new one. For CSV every record must have the keys of the first
+// one in the same order (ATS_STATUS_EINVAL otherwise). Returns ATS_STATUS_EIO if the stream
+// reports a write error.
+int ats_writer_end_record(struct ats_writer *w);
+
+// ----------------------------------------------------------------------------
+// Philox4x32-10 counter-based random numbers (Salmon et al., SC'11; Random123).
+//
+// A stream is keyed by (seed, stream): the 64-bit seed is the Philox key, the 64-bit stream id
+// fills counter words 2-3 and a block index counts in words 0-1. Give every independent unit of
+// work (a trial, a chunk of keys) its own stream id, derived from its index, never from a
+// thread number: the draws then do not depend on how work is spread over threads.
+
+struct ats_rng {
+    uint32_t key[2];
+    uint32_t ctr[4];
+    uint32_t buf[4];
+    unsigned pos;       // next unused word of buf (4: refill)
+    int has_spare;      // Box-Muller's second normal is waiting in spare
+    double spare;
+};
+
+// One Philox4x32-10 block: out = philox(ctr, key).
+void ats_philox4x32_10(uint32_t out[4], const uint32_t ctr[4], const uint32_t key[2]);
+
+void ats_rng_init(struct ats_rng *r, uint64_t seed, uint64_t stream);
+uint32_t ats_rng_u32(struct ats_rng *r);
+double ats_rng_uniform(struct ats_rng *r);     // [0, 1), multiples of 2^-53
+double ats_rng_uniform_pos(struct ats_rng *r); // (0, 1], multiples of 2^-53
+double ats_rng_normal(struct ats_rng *r);      // N(0, 1), Box-Muller
+double ats_rng_gamma(struct ats_rng *r, double shape);         // Gamma(shape, 1), shape > 0
+double ats_rng_beta(struct ats_rng *r, double a, double b);    // Beta(a, b), a, b > 0
+void ats_rng_sphere(struct ats_rng *r, double *x, int64_t d);  // x: (d,), uniform on S^{d-1}
+
+// ----------------------------------------------------------------------------
+// The exact simplex layer (THEORY.md 2.2-2.6): n tokens with |x_i|^2 = q and pairwise cosine
+// rho, pre-LN self-attention at inverse temperature beta with residual alpha.
+
+enum ats_regime {
+    ATS_REGIME_SUBCRITICAL,
+    ATS_REGIME_CRITICAL,
+    ATS_REGIME_SUPERCRITICAL,
+};
+
+// "subcritical", "critical" or "supercritical".
+const char *ats_regime_name(enum ats_regime r);
+
+enum ats_scale { ATS_SCALE_BETA, ATS_SCALE_GAMMA };
+
+struct ats_simplex_params {
+    int64_t n;            // tokens, n >= 2
+    int64_t d;            // dimension, d >= 2 (enters eta only)
+    double rho;           // pairwise cosine, 0 <= rho < 1
+    double alpha;         // residual, alpha >= 0
+    double q;             // squared token norm, q > 0
+    enum ats_scale scale; // which of beta, gamma is given
+    double beta;          // inverse temperature >= 0 (scale == ATS_SCALE_BETA)
+    double gamma;         // beta = gamma log n, gamma >= 0 (scale == ATS_SCALE_GAMMA)
+};
+
+// n = 2, d = 2, rho = 0, alpha = 0, q = 1, beta given as 0.
+struct ats_simplex_params ats_simplex_params_default(void);
+
+struct ats_simplex {
+    double beta, gamma;   // both, one of them derived from the other
+    double gamma_c;       // 1/(1 - rho)
+    double kappa;         // gamma (1 - rho)
+    enum ats_regime regime; // critical when |kappa - 1| <= 1e-9
+    double a_self;        // A_ii
+    double b_other;       // A_ij, i != j
+    double q_out;         // |x_i'|^2
+    double rho_out;       // rho' = <y_i', y_j'>
+    double lambda;        // (1 - rho')/(1 - rho)
+    double eta;           // ||J||_F^2 / (n d)
+    double rho_out_limit; // rho' as n -> infinity at the same gamma, alpha, q
+    double eta_limit;     // eta as n, d -> infinity at the same gamma, alpha, q
+};
+
+// Evaluates the closed forms in log space: exact to a few ulps for n up to 2^53 and any
+// beta. Returns ATS_STATUS_EDOM for a parameter outside its domain (named through the error
+// handler) and ATS_STATUS_ERANGE when gamma log n overflows.
+int ats_simplex_eval(struct ats_simplex *out, const struct ats_simplex_params *p);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif // ATTNSCALE_H

@@ -1,0 +1,176 @@
+/*
+ * values.c: the one checked parser for numeric option values (DESIGN.md CLI contract).
+ *
+ *   "x"        one value
+ *   "a,b,c"    a list (items may be surrounded by spaces)
+ *   "lo:hi:k"  k evenly spaced values from lo to hi, both ends included
+ *
+ * Every number goes through strtod with an end-pointer and errno check; the value must be
+ * finite and inside the caller's domain. Nothing is clamped: a bad value is an error that says
+ * where it is.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+
+// Integers are exact in double up to 2^53.
+#define INT_EXACT_MAX 9007199254740992.0
+
+static void diag_set(struct ats_parse_diag *diag, int64_t offset, int64_t length, double value) {
+    if (diag) {
+        diag->offset = offset;
+        diag->length = length;
+        diag->value = value;
+    }
+}
+
+static int is_space(char c) {
+    return c == ' ' || c == '\t';
+}
+
+// Parses text[begin, end) as one finite number (surrounding spaces allowed).
+static int parse_number(double *out, const char *text, int64_t begin, int64_t end,
+                        struct ats_parse_diag *diag) {
+    while (begin < end && is_space(text[begin]))
+        begin++;
+    while (end > begin && is_space(text[end - 1]))
+        end--;
+    diag_set(diag, begin, end - begin, NAN);
+    if (begin == end)
+        ATS_ERROR(ATS_STATUS_EINVAL, "empty value");
+    char buf[128];
+    if (end - begin >= (int64_t)sizeof buf)
+        ATS_ERROR(ATS_STATUS_EINVAL, "value too long");
+    memcpy(buf, text + begin, (size_t)(end - begin));
+    buf[end - begin] = '\0';
+    // strtod would accept hex floats, "inf" and "nan": plain decimal numbers only.
+    for (const char *c = buf; *c; c++) {
+        if (!strchr("0123456789+-.eE", *c))
+            ATS_ERROR(ATS_STATUS_EINVAL, "'%s' is not a number", buf);
+    }
+    char *stop;
+    errno = 0;
+    double v = strtod(buf, &stop);
+    if (stop == buf || *stop != '\0')
+        ATS_ERROR(ATS_STATUS_EINVAL, "'%s' is not a number", buf);
+    if (errno == ERANGE && fabs(v) > 1)
+        ATS_ERROR(ATS_STATUS_EDOM, "'%s' overflows a double", buf);
+    *out = v;
+    return ATS_STATUS_OK;
+}
+
+static int in_domain(double v, const struct ats_domain *dom) {
+    if (!isfinite(v))
+        return 0;
+    if (dom->lo_open ? !(v > dom->lo) : !(v >= dom->lo))
+        return 0;
+    if (dom->hi_open ? !(v < dom->hi) : !(v <= dom->hi))
+        return 0;
+    return 1;
+}
+
+static int check_value(double v, const struct ats_domain *dom, int64_t begin, int64_t len,
+                       struct ats_parse_diag *diag) {
+    diag_set(diag, begin, len, v);
+    if (dom->integer && !(fabs(v) <= INT_EXACT_MAX && v == floor(v)))
+        ATS_ERROR(ATS_STATUS_EINVAL, "%.17g is not an integer", v);
+    if (!in_domain(v, dom))
+        ATS_ERROR(ATS_STATUS_EDOM, "%.17g is outside the domain", v);
+    return ATS_STATUS_OK;
+}
+
+static int push(struct ats_values *out, int64_t *cap, double v) {
+    if (out->count >= ATS_VALUES_MAX)
+        ATS_ERROR(ATS_STATUS_ERANGE, "more than %d values", ATS_VALUES_MAX);
+    if (out->count == *cap) {
+        int64_t ncap = *cap ? 2 * *cap : 8;
+        double *nv = ats_realloc_array(out->v, (size_t)ncap, sizeof *nv);
+        if (!nv)
+            ATS_ERROR(ATS_STATUS_ENOMEM, "no memory for %lld values", (long long)ncap);
+        out->v = nv;
+        *cap = ncap;
+    }
+    out->v[out->count++] = v;
+    return ATS_STATUS_OK;
+}
+
+// lo:hi:k over text[begin, end) whose two colons are at c1 and c2.
+static int parse_range(struct ats_values *out, int64_t *cap, const char *text, int64_t begin,
+                       int64_t c1, int64_t c2, int64_t end, const struct ats_domain *dom,
+                       struct ats_parse_diag *diag) {
+    double lo, hi, kd;
+    int rc;
+    if ((rc = parse_number(&lo, text, begin, c1, diag)) ||
+        (rc = parse_number(&hi, text, c1 + 1, c2, diag)) ||
+        (rc = parse_number(&kd, text, c2 + 1, end, diag)))
+        return rc;
+    diag_set(diag, c2 + 1, end - c2 - 1, kd);
+    if (!(kd >= 1 && kd == floor(kd)))
+        ATS_ERROR(ATS_STATUS_EINVAL, "range count %g must be a whole number >= 1", kd);
+    if (kd > ATS_VALUES_MAX)
+        ATS_ERROR(ATS_STATUS_ERANGE, "range count %g exceeds %d", kd, ATS_VALUES_MAX);
+    int64_t k = (int64_t)kd;
+    if (k == 1 && lo != hi) {
+        diag_set(diag, begin, end - begin, kd);
+        ATS_ERROR(ATS_STATUS_EINVAL, "a range of 1 value needs lo == hi");
+    }
+    for (int64_t i = 0; i < k; i++) {
+        // Both ends exact; interior points lo + (hi - lo) i/(k - 1).
+        double v = i == 0 ? lo : i == k - 1 ? hi : lo + (hi - lo) * ((double)i / (double)(k - 1));
+        if ((rc = check_value(v, dom, begin, end - begin, diag)) || (rc = push(out, cap, v)))
+            return rc;
+    }
+    return ATS_STATUS_OK;
+}
+
+int ats_values_parse(struct ats_values *out, const char *text, const struct ats_domain *dom,
+                     struct ats_parse_diag *diag) {
+    ATS_ASSERT(out && text && dom);
+    out->v = NULL;
+    out->count = 0;
+    int64_t cap = 0, len = (int64_t)strlen(text);
+    int rc = ATS_STATUS_OK;
+    for (int64_t begin = 0; begin <= len && rc == ATS_STATUS_OK;) {
+        int64_t end = begin, c1 = -1, c2 = -1, colons = 0;
+        while (end < len && text[end] != ',') {
+            if (text[end] == ':') {
+                colons++;
+                if (colons == 1)
+                    c1 = end;
+                else if (colons == 2)
+                    c2 = end;
+            }
+            end++;
+        }
+        if (colons == 0) {
+            double v;
+            rc = parse_number(&v, text, begin, end, diag);
+            if (rc == ATS_STATUS_OK)
+                rc = check_value(v, dom, begin, end - begin, diag);
+            if (rc == ATS_STATUS_OK)
+                rc = push(out, &cap, v);
+        } else if (colons == 2) {
+            rc = parse_range(out, &cap, text, begin, c1, c2, end, dom, diag);
+        } else {
+            diag_set(diag, begin, end - begin, NAN);
+            ats_error(__FILE__, __LINE__, ATS_STATUS_EINVAL,
+                      "a range is lo:hi:k with exactly two colons");
+            rc = ATS_STATUS_EINVAL;
+        }
+        begin = end + 1;
+    }
+    if (rc != ATS_STATUS_OK)
+        ats_values_clear(out);
+    return rc;
+}
+
+void ats_values_clear(struct ats_values *v) {
+    if (!v)
+        return;
+    ats_free(v->v);
+    v->v = NULL;
+    v->count = 0;
+}

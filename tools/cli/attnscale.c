@@ -1,0 +1,53 @@
+/*
+ * attnscale.c: the attnscale command-line tool: dispatch to subcommands, --help, --version.
+ * Build: make (binary at build/attnscale). Uses only include/attnscale.h from the library.
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char main_help[] =
+    "Usage: attnscale <command> [options]\n"
+    "       attnscale <command> --help\n"
+    "       attnscale --version\n"
+    "\n"
+    "Phase transitions of softmax attention under inverse-temperature scaling at long context.\n"
+    "\n"
+    "Commands:\n"
+    "  simplex    exact finite-n closed forms of the simplex layer (arXiv 2510.05554)\n"
+    "\n"
+    "Results go to stdout as JSON Lines (default) or CSV (--format csv); diagnostics to stderr.\n"
+    "Exit status: 0 success, 1 runtime failure, 2 usage error.\n";
+
+struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+};
+
+static const struct command commands[] = {
+    {"simplex", cmd_simplex},
+};
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fputs(main_help, stderr);
+        return CLI_EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(main_help, stdout);
+        return CLI_EXIT_OK;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        fputs(ats_build_info(), stdout);
+        return CLI_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(cmd, commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "attnscale: unknown command '%s'\nTry 'attnscale --help'.\n", cmd);
+    return CLI_EXIT_USAGE;
+}

@@ -1,0 +1,167 @@
+/*
+ * cli.c: the services every attnscale subcommand uses (see cli.h).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static char last_error[512];
+
+static void remember_error(const char *reason, const char *file, int line, int status) {
+    (void)file;
+    (void)line;
+    (void)status;
+    snprintf(last_error, sizeof last_error, "%s", reason);
+}
+
+const char *cli_last_error(void) {
+    return last_error;
+}
+
+void cli_init(struct cli *c, const char *cmd) {
+    memset(c, 0, sizeof *c);
+    c->cmd = cmd;
+    c->verbosity = 2;
+    c->format = ATS_FORMAT_JSON;
+    ats_set_error_handler(remember_error);
+    optind = 1;
+    opterr = 0; // the CLI words its own messages
+}
+
+void cli_usage(const struct cli *c, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "attnscale %s: ", c->cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'attnscale %s --help'.\n", c->cmd);
+    exit(CLI_EXIT_USAGE);
+}
+
+void cli_fail(const struct cli *c, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "attnscale %s: ", c->cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(CLI_EXIT_FAILURE);
+}
+
+void cli_msg(const struct cli *c, int level, const char *fmt, ...) {
+    if (c->verbosity < level)
+        return;
+    va_list ap;
+    fprintf(stderr, "attnscale %s: ", c->cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int cli_common_option(struct cli *c, int opt, const char *arg, const char *help) {
+    switch (opt) {
+    case CLI_OPT_FORMAT:
+        if (strcmp(arg, "json") == 0)
+            c->format = ATS_FORMAT_JSON;
+        else if (strcmp(arg, "csv") == 0)
+            c->format = ATS_FORMAT_CSV;
+        else
+            cli_usage(c, "--format: '%s' is not json or csv", arg);
+        return 1;
+    case CLI_OPT_OUTPUT:
+        if (!arg[0])
+            cli_usage(c, "--output: empty file name");
+        c->output = arg;
+        return 1;
+    case CLI_OPT_HELP:
+        fputs(help, stdout);
+        fputs(CLI_COMMON_HELP, stdout);
+        exit(CLI_EXIT_OK);
+    case 'q':
+        c->verbosity = c->verbosity > 0 ? c->verbosity - 1 : 0;
+        return 1;
+    case 'v':
+        c->verbosity = c->verbosity < 4 ? c->verbosity + 1 : 4;
+        return 1;
+    }
+    return 0;
+}
+
+// "[0, 1)", "an integer >= 2", "> 0", ... from a domain.
+static void describe_domain(char *buf, size_t size, const struct ats_domain *d) {
+    const char *kind = d->integer ? "an integer" : "a number";
+    if (isinf(d->lo) && isinf(d->hi))
+        snprintf(buf, size, "%s", kind);
+    else if (isinf(d->hi))
+        snprintf(buf, size, "%s %s %.17g", kind, d->lo_open ? ">" : ">=", d->lo);
+    else if (isinf(d->lo))
+        snprintf(buf, size, "%s %s %.17g", kind, d->hi_open ? "<" : "<=", d->hi);
+    else
+        snprintf(buf, size, "%s in %s%.17g, %.17g%s", kind, d->lo_open ? "(" : "[", d->lo, d->hi,
+                 d->hi_open ? ")" : "]");
+}
+
+void cli_values(const struct cli *c, struct ats_values *v, const char *name, const char *text,
+                const struct ats_domain *dom) {
+    struct ats_parse_diag diag = {0, 0, NAN};
+    last_error[0] = '\0';
+    int rc = ats_values_parse(v, text, dom, &diag);
+    if (rc == ATS_STATUS_OK)
+        return;
+    char accepted[128];
+    describe_domain(accepted, sizeof accepted, dom);
+    if (rc == ATS_STATUS_ENOMEM)
+        cli_fail(c, "--%s: %s", name, ats_strerror(rc));
+    cli_usage(c, "--%s: '%.*s': %s (accepted: %s; or a list a,b,c or a range lo:hi:k)", name,
+              (int)diag.length, text + diag.offset, last_error[0] ? last_error : ats_strerror(rc),
+              accepted);
+}
+
+void cli_begin(struct cli *c, int argc, char **argv) {
+    if (optind < argc)
+        cli_usage(c, "unexpected argument '%s'", argv[optind]);
+    if (c->output) {
+        c->out = fopen(c->output, "w");
+        if (!c->out)
+            cli_fail(c, "cannot open '%s' for writing: %s", c->output, strerror(errno));
+    } else {
+        c->out = stdout;
+    }
+    int rc = ats_writer_alloc(&c->writer, c->out, c->format);
+    if (rc != ATS_STATUS_OK)
+        cli_fail(c, "%s", ats_strerror(rc));
+}
+
+void cli_end_record(struct cli *c) {
+    int rc = ats_writer_end_record(c->writer);
+    if (rc != ATS_STATUS_OK)
+        cli_fail(c, "writing %s: %s", c->output ? c->output : "stdout",
+                 last_error[0] ? last_error : ats_strerror(rc));
+}
+
+int cli_finish(struct cli *c) {
+    ats_writer_free(c->writer);
+    c->writer = NULL;
+    int bad = fflush(c->out) != 0 || ferror(c->out);
+    if (c->out != stdout)
+        bad |= fclose(c->out) != 0;
+    if (bad)
+        cli_fail(c, "writing %s failed", c->output ? c->output : "stdout");
+    return CLI_EXIT_OK;
+}
+
+int cli_grid_next(int64_t *idx, const struct ats_values *const *axes, int k) {
+    for (int i = k - 1; i >= 0; i--) {
+        if (++idx[i] < axes[i]->count)
+            return 1;
+        idx[i] = 0;
+    }
+    return 0;
+}

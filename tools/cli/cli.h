@@ -1,0 +1,101 @@
+/*
+ * cli.h: what the attnscale subcommands share: usage errors (exit 2), runtime failures
+ * (exit 1), numeric option values, the common output options and the record writer.
+ * Only include/attnscale.h is used from the library.
+ */
+#ifndef ATS_CLI_H
+#define ATS_CLI_H
+
+#include <getopt.h>
+
+#include "attnscale.h"
+
+enum { CLI_EXIT_OK = 0, CLI_EXIT_FAILURE = 1, CLI_EXIT_USAGE = 2 };
+
+// State common to every command: its name, verbosity (0 quiet .. 4, default 2) and output.
+struct cli {
+    const char *cmd;        // "simplex", ...
+    int verbosity;
+    enum ats_format format;
+    const char *output;     // NULL: stdout
+    FILE *out;
+    struct ats_writer *writer;
+};
+
+// Long option ids shared by the commands (above the range of short option characters).
+enum {
+    CLI_OPT_FORMAT = 1000,
+    CLI_OPT_OUTPUT,
+    CLI_OPT_HELP,
+    CLI_OPT_FIRST_COMMAND_OPTION, // commands number their own options from here
+};
+
+// getopt_long entries for --format, --output, --help, -q, -v.
+#define CLI_COMMON_OPTIONS                                                                     \
+    {"format", required_argument, NULL, CLI_OPT_FORMAT},                                      \
+        {"output", required_argument, NULL, CLI_OPT_OUTPUT},                                  \
+        {"help", no_argument, NULL, CLI_OPT_HELP}, {"quiet", no_argument, NULL, 'q'},         \
+        {"verbose", no_argument, NULL, 'v'}
+#define CLI_COMMON_SHORT "qv"
+
+// The help lines for the common options.
+#define CLI_COMMON_HELP                                                                        \
+    "Output:\n"                                                                                \
+    "  --format json|csv   JSON Lines, one object per record (default), or CSV with a header\n" \
+    "  --output FILE       write the records to FILE instead of stdout\n"                      \
+    "  -q, --quiet         less on stderr (repeatable); -v, --verbose more\n"                  \
+    "  --help              this help\n"                                                       \
+    "\n"                                                                                       \
+    "Numeric options take one value, a list a,b,c or a range lo:hi:k (k evenly spaced\n"     \
+    "values, both ends included); one record is written per combination.\n"                    \
+    "\n"                                                                                       \
+    "Exit status: 0 success, 1 runtime failure, 2 usage error.\n"
+
+void cli_init(struct cli *c, const char *cmd);
+
+// Handles a common option (returns 1) or not (returns 0). Exits 0 after printing help.
+int cli_common_option(struct cli *c, int opt, const char *arg, const char *help);
+
+// Usage error: "attnscale CMD: MESSAGE" and a hint to --help on stderr, exit 2.
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3), noreturn))
+#endif
+void cli_usage(const struct cli *c, const char *fmt, ...);
+
+// Runtime failure: "attnscale CMD: MESSAGE" on stderr, exit 1.
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3), noreturn))
+#endif
+void cli_fail(const struct cli *c, const char *fmt, ...);
+
+// Diagnostics on stderr when verbosity >= level.
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+void cli_msg(const struct cli *c, int level, const char *fmt, ...);
+
+// Parses the value of option --name through ats_values_parse; any failure is a usage error
+// naming the option, the offending item and the accepted values.
+void cli_values(const struct cli *c, struct ats_values *v, const char *name, const char *text,
+                const struct ats_domain *dom);
+
+// The last reason the library gave for an error ("" if none).
+const char *cli_last_error(void);
+
+// Opens the output and the writer after option parsing; rejects stray operands.
+void cli_begin(struct cli *c, int argc, char **argv);
+
+// Emits the record under construction; exits 1 on a write error.
+void cli_end_record(struct cli *c);
+
+// Flushes and closes the output; returns the exit status.
+int cli_finish(struct cli *c);
+
+// Advances the odometer idx over the value lists axes[0..k) (the last varies fastest);
+// returns 0 once every combination has been visited.
+int cli_grid_next(int64_t *idx, const struct ats_values *const *axes, int k);
+
+// Subcommands: argv[0] is the command name.
+int cmd_simplex(int argc, char **argv);
+
+#endif // ATS_CLI_H

@@ -17,12 +17,12 @@
 
 static long ats_test_passed, ats_test_failed;
 
-static int ats_test_quiet(void) {
+static inline int ats_test_quiet(void) {
     const char *q = getenv("ATS_TEST_QUIET");
     return q && q[0] == '1';
 }
 
-static void ats_test_report(int ok, const char *detail, const char *fmt, va_list ap) {
+static inline void ats_test_report(int ok, const char *detail, const char *fmt, va_list ap) {
     if (ok) {
         ats_test_passed++;
         if (ats_test_quiet())
@@ -40,7 +40,7 @@ static void ats_test_report(int ok, const char *detail, const char *fmt, va_list
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))
 #endif
-static int ats_check(int ok, const char *fmt, ...) {
+static inline int ats_check(int ok, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     ats_test_report(ok, "", fmt, ap);
@@ -51,7 +51,7 @@ static int ats_check(int ok, const char *fmt, ...) {
 #if defined(__GNUC__)
 __attribute__((format(printf, 5, 6)))
 #endif
-static int ats_check_close(long double got, long double ref, long double atol, long double rtol,
+static inline int ats_check_close(long double got, long double ref, long double atol, long double rtol,
                            const char *fmt, ...) {
     long double err = fabsl(got - ref);
     int ok = isfinite(got) && isfinite(ref) && err <= atol + rtol * fabsl(ref);
@@ -74,7 +74,7 @@ static int ats_check_close(long double got, long double ref, long double atol, l
     ats_check_close((long double)(got), (long double)(ref), (long double)(atol),               \
                     (long double)(rtol), __VA_ARGS__)
 
-static int ats_test_summary(void) {
+static inline int ats_test_summary(void) {
     printf("%ld passed, %ld failed\n", ats_test_passed, ats_test_failed);
     return ats_test_failed ? 1 : 0;
 }

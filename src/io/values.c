@@ -75,10 +75,10 @@ static int in_domain(double v, const struct ats_domain *dom) {
 static int check_value(double v, const struct ats_domain *dom, int64_t begin, int64_t len,
                        struct ats_parse_diag *diag) {
     diag_set(diag, begin, len, v);
-    if (dom->integer && !(fabs(v) <= INT_EXACT_MAX && v == floor(v)))
-        ATS_ERROR(ATS_STATUS_EINVAL, "%.17g is not an integer", v);
     if (!in_domain(v, dom))
         ATS_ERROR(ATS_STATUS_EDOM, "%.17g is outside the domain", v);
+    if (dom->integer && !(fabs(v) <= INT_EXACT_MAX && v == floor(v)))
+        ATS_ERROR(ATS_STATUS_EINVAL, "%.17g is not an integer of at most 2^53", v);
     return ATS_STATUS_OK;
 }
 
@@ -118,8 +118,9 @@ static int parse_range(struct ats_values *out, int64_t *cap, const char *text, i
         ATS_ERROR(ATS_STATUS_EINVAL, "a range of 1 value needs lo == hi");
     }
     for (int64_t i = 0; i < k; i++) {
-        // Both ends exact; interior points lo + (hi - lo) i/(k - 1).
-        double v = i == 0 ? lo : i == k - 1 ? hi : lo + (hi - lo) * ((double)i / (double)(k - 1));
+        // Both ends exact; interior points lo + ((hi - lo) i)/(k - 1), multiplied first so
+        // that integer ranges with integer steps stay exact.
+        double v = i == 0 ? lo : i == k - 1 ? hi : lo + (hi - lo) * (double)i / (double)(k - 1);
         if ((rc = check_value(v, dom, begin, end - begin, diag)) || (rc = push(out, cap, v)))
             return rc;
     }

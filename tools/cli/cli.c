@@ -97,6 +97,10 @@ int cli_common_option(struct cli *c, int opt, const char *arg, const char *help)
 // "[0, 1)", "an integer >= 2", "> 0", ... from a domain.
 static void describe_domain(char *buf, size_t size, const struct ats_domain *d) {
     const char *kind = d->integer ? "an integer" : "a number";
+    if (d->integer && d->hi == 9007199254740992.0 && !d->hi_open) {
+        snprintf(buf, size, "%s in [%.17g, 2^53]", kind, d->lo);
+        return;
+    }
     if (isinf(d->lo) && isinf(d->hi))
         snprintf(buf, size, "%s", kind);
     else if (isinf(d->hi))

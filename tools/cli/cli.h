@@ -36,7 +36,7 @@ enum {
         {"output", required_argument, NULL, CLI_OPT_OUTPUT},                                  \
         {"help", no_argument, NULL, CLI_OPT_HELP}, {"quiet", no_argument, NULL, 'q'},         \
         {"verbose", no_argument, NULL, 'v'}
-#define CLI_COMMON_SHORT "qv"
+#define CLI_COMMON_SHORT ":qv" // leading colon: getopt_long reports a missing value as ':'
 
 // The help lines for the common options.
 #define CLI_COMMON_HELP                                                                        \

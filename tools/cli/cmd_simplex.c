@@ -137,7 +137,7 @@ int cmd_simplex(int argc, char **argv) {
         else
             p.beta = scale.v[idx[5]];
         if (p.d < p.n && !warned) {
-            cli_msg(&c, 1,
+            cli_msg(&c, 2,
                     "note: d = %lld < n = %lld: an exact simplex of n tokens needs d >= n; "
                     "eta is the formula's value",
                     (long long)p.d, (long long)p.n);

@@ -1,0 +1,198 @@
+/*
+ * test_cli.c: the attnscale binary as users and scripts see it: exit codes, messages that
+ * name the option, --help/--version, JSON and CSV output read back with cJSON.
+ * The binary is $ATS_BUILD/attnscale (default build/attnscale).
+ * Run: make build/tests/test_cli && build/tests/test_cli
+ */
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "attnscale.h"
+#include "test.h"
+
+struct run {
+    int status;   // exit code, or -1 when killed by a signal
+    char *out;    // stdout
+    char *err;    // stderr
+};
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return calloc(1, 1);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = calloc((size_t)size + 1, 1);
+    if (buf && fread(buf, 1, (size_t)size, f) != (size_t)size)
+        buf[0] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static char bin[512], tmpdir[256];
+
+// Runs "attnscale ARGS" (ARGS are shell words) and captures its output.
+static struct run run(const char *args) {
+    char cmd[4096], out[300], err[300];
+    snprintf(out, sizeof out, "%s/out", tmpdir);
+    snprintf(err, sizeof err, "%s/err", tmpdir);
+    snprintf(cmd, sizeof cmd, "%s %s >%s 2>%s </dev/null", bin, args, out, err);
+    int st = system(cmd);
+    struct run r = {WIFEXITED(st) ? WEXITSTATUS(st) : -1, slurp(out), slurp(err)};
+    return r;
+}
+
+static void run_free(struct run *r) {
+    free(r->out);
+    free(r->err);
+}
+
+// A usage error: exit 2, nothing on stdout, one message on stderr containing every needle.
+static void expect_usage(const char *args, const char *needle1, const char *needle2) {
+    struct run r = run(args);
+    int ok = r.status == 2 && r.out[0] == '\0' && strstr(r.err, needle1) &&
+             (!needle2 || strstr(r.err, needle2));
+    ATS_CHECK(ok, "'%s' -> exit 2 naming '%s'%s%s (exit %d, stderr: %s)", args, needle1,
+              needle2 ? " and " : "", needle2 ? needle2 : "", r.status, r.err);
+    run_free(&r);
+}
+
+static int count_lines(const char *s) {
+    int n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+int main(void) {
+    const char *build = getenv("ATS_BUILD");
+    snprintf(bin, sizeof bin, "%s/attnscale", build ? build : "build");
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/ats_test_cli_XXXXXX");
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+
+    // Usage errors (exit 2) name the option and what it accepts.
+    expect_usage("", "Usage", NULL);
+    expect_usage("frobnicate", "unknown command 'frobnicate'", NULL);
+    expect_usage("simplex --n 1024 --rho 0.5 --gamma 1 --bogus 3", "unknown option '--bogus'",
+                 NULL);
+    expect_usage("simplex --n abc --rho 0.5 --gamma 1", "--n", "not a number");
+    expect_usage("simplex --n 1024 --rho 1 --gamma 1", "--rho", "[0, 1)");
+    expect_usage("simplex --n 1024 --rho -0.1 --gamma 1", "--rho", "outside");
+    expect_usage("simplex --n -5 --rho 0.5 --gamma 1", "--n", "'-5'");
+    expect_usage("simplex --n 1 --rho 0.5 --gamma 1", "--n", "[2, 2^53]");
+    expect_usage("simplex --n 10.5 --rho 0.5 --gamma 1", "--n", "integer");
+    expect_usage("simplex --n 1024 --rho 0.5 --gamma 0:4:0", "--gamma", "'0'");
+    expect_usage("simplex --n 1024 --rho 0.5 --gamma 0:4", "--gamma", "lo:hi:k");
+    expect_usage("simplex --n 1024 --rho 0.5 --gamma 1,", "--gamma", "empty");
+    expect_usage("simplex --n 1024 --rho 0.5 --gamma -1", "--gamma", ">= 0");
+    expect_usage("simplex --n 1024 --rho 0.5 --beta -2", "--beta", ">= 0");
+    expect_usage("simplex --n 1024 --rho 0.5 --gamma 1 --q 0", "--q", "> 0");
+    expect_usage("simplex --n 1024 --rho 0.5 --gamma 1 --alpha nan", "--alpha", "not a number");
+    expect_usage("simplex --n 1024 --rho 0.5 --gamma 1 --d 1", "--d", "[2, 2^53]");
+    expect_usage("simplex --n 1024 --rho 0.5 --gamma 1 --beta 2", "--gamma and --beta", NULL);
+    expect_usage("simplex --rho 0.5 --gamma 1", "--n is required", NULL);
+    expect_usage("simplex --n 1024 --gamma 1", "--rho is required", NULL);
+    expect_usage("simplex --n 1024 --rho 0.5", "--gamma", "--beta");
+    expect_usage("simplex --n 1024 --rho 0.5 --gamma", "--gamma", "needs a value");
+    expect_usage("simplex --n 1024 --rho 0.5 --gamma 1 --format xml", "--format", "'xml'");
+    expect_usage("simplex --n 1024 --rho 0.5 --gamma 1 extra", "unexpected argument 'extra'",
+                 NULL);
+    expect_usage("simplex --n 1024 --rho 0.5 --gamma 1e308", "gamma", "overflow");
+
+    // Runtime failure (exit 1): the output cannot be opened.
+    {
+        struct run r = run("simplex --n 8 --rho 0.5 --gamma 1 --output /nonexistent/dir/x.json");
+        ATS_CHECK(r.status == 1 && strstr(r.err, "/nonexistent/dir/x.json"),
+                  "unwritable --output -> exit 1 naming the file (exit %d, stderr: %s)",
+                  r.status, r.err);
+        run_free(&r);
+    }
+    {
+        struct run r = run("simplex --n 8 --rho 0.5 --gamma 1 --output /dev/full");
+        ATS_CHECK(r.status == 1, "a full device -> exit 1 (exit %d, stderr: %s)", r.status,
+                  r.err);
+        run_free(&r);
+    }
+
+    // Help and version go to stdout with exit 0.
+    {
+        struct run r = run("--help");
+        ATS_CHECK(r.status == 0 && strstr(r.out, "simplex") && strstr(r.out, "Exit status"),
+                  "--help lists the commands and exit codes");
+        run_free(&r);
+        r = run("simplex --help");
+        ATS_CHECK(r.status == 0 && strstr(r.out, "--gamma") && strstr(r.out, "--format") &&
+                      strstr(r.out, "lo:hi:k") && strstr(r.out, "Exit status"),
+                  "simplex --help lists its options, formats and exit codes");
+        run_free(&r);
+        r = run("--version");
+        ATS_CHECK(r.status == 0 && strstr(r.out, ATS_VERSION) && strstr(r.out, "git") &&
+                      strstr(r.out, "blas") && strstr(r.out, "threads"),
+                  "--version gives version, git hash, BLAS and threads: %s", r.out);
+        run_free(&r);
+    }
+
+    // One record per combination; every record carries its inputs.
+    {
+        struct run r = run("simplex --n 16,32 --rho 0.1:0.9:3 --alpha 0,0.5 --beta 2 --q 2.385");
+        ATS_CHECK(r.status == 0 && count_lines(r.out) == 12, "2 x 3 x 2 combinations -> 12 records");
+        cJSON *first = cJSON_Parse(r.out);
+        const char *keys[] = {"n",     "d",      "rho",     "alpha",  "q",
+                              "gamma", "beta",   "gamma_c", "kappa",  "regime",
+                              "a_self", "rho_out", "lambda", "eta",   "rho_out_limit",
+                              "eta_limit"};
+        int all = first != NULL;
+        for (size_t i = 0; all && i < sizeof keys / sizeof keys[0]; i++)
+            all = cJSON_GetObjectItemCaseSensitive(first, keys[i]) != NULL;
+        ATS_CHECK(all, "a simplex record has every contract key");
+        ATS_CHECK(first && cJSON_GetObjectItem(first, "d")->valuedouble == 16 &&
+                      cJSON_GetObjectItem(first, "q")->valuedouble == 2.385,
+                  "d defaults to n; q is echoed");
+        cJSON_Delete(first);
+        run_free(&r);
+    }
+    {
+        struct run r = run("simplex --n 64 --rho 0.5 --gamma 0:4:5 --format csv");
+        ATS_CHECK(r.status == 0 && count_lines(r.out) == 6 &&
+                      strncmp(r.out, "n,d,rho,alpha,q,gamma,beta,gamma_c,kappa,regime,", 48) == 0,
+                  "CSV: header and 5 rows");
+        run_free(&r);
+    }
+    {
+        char args[600];
+        snprintf(args, sizeof args, "simplex --n 64 --rho 0.5 --gamma 1 --output %s/o.json -q",
+                 tmpdir);
+        struct run r = run(args);
+        char path[300];
+        snprintf(path, sizeof path, "%s/o.json", tmpdir);
+        char *o = slurp(path);
+        ATS_CHECK(r.status == 0 && r.out[0] == '\0' && count_lines(o) == 1,
+                  "--output writes the records to the file, not stdout");
+        free(o);
+        remove(path);
+        run_free(&r);
+    }
+    {
+        struct run r = run("simplex --n 1024 --d 16 --rho 0.5 --gamma 1");
+        ATS_CHECK(r.status == 0 && strstr(r.err, "d >= n"), "d < n is computed with a note");
+        run_free(&r);
+        r = run("simplex --n 1024 --d 16 --rho 0.5 --gamma 1 -q");
+        ATS_CHECK(r.status == 0 && r.err[0] == '\0', "-q silences the note");
+        run_free(&r);
+    }
+
+    char path[300];
+    snprintf(path, sizeof path, "%s/out", tmpdir);
+    remove(path);
+    snprintf(path, sizeof path, "%s/err", tmpdir);
+    remove(path);
+    rmdir(tmpdir);
+    return ats_test_summary();
+}

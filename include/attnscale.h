@@ -155,6 +155,10 @@ struct ats_rng {
 // One Philox4x32-10 block: out = philox(ctr, key).
 void ats_philox4x32_10(uint32_t out[4], const uint32_t ctr[4], const uint32_t key[2]);
 
+// uniform takes two words (the first is the high half); gamma, beta and sphere reject and so
+// use a variable number of words; all of them are bit-identical for a given (seed, stream) on
+// one platform (normal, gamma, beta and sphere go through libm's log, sin and cos). With
+// assertions off, gamma and beta return NaN for a shape that is not finite and positive.
 void ats_rng_init(struct ats_rng *r, uint64_t seed, uint64_t stream);
 uint32_t ats_rng_u32(struct ats_rng *r);
 double ats_rng_uniform(struct ats_rng *r);     // [0, 1), multiples of 2^-53
@@ -212,6 +216,56 @@ struct ats_simplex {
 // beta. Returns ATS_STATUS_EDOM for a parameter outside its domain (named through the error
 // handler) and ATS_STATUS_ERANGE when gamma log n overflows.
 int ats_simplex_eval(struct ats_simplex *out, const struct ats_simplex_params *p);
+
+// ----------------------------------------------------------------------------
+// Figures through cairo: PNG, SVG or PDF chosen by the file name's extension (.png .svg
+// .pdf). Always write the data as CSV beside a figure: the figure is for eyes, the CSV for
+// re-plotting.
+
+struct ats_plot_axes {
+    const char *title;    // NULL: none
+    const char *xlabel, *ylabel;
+    int xlog, ylog;       // 1: logarithmic axis (data <= 0 is left out)
+    double xmin, xmax;    // axis range; NAN: from the data
+    double ymin, ymax;
+};
+
+// Default axes: no labels, linear, ranges from the data.
+struct ats_plot_axes ats_plot_axes_default(void);
+
+struct ats_plot_series {
+    const double *x, *y;  // (n,) each; a non-finite y breaks the line
+    const double *yerr;   // (n,) half-lengths of error bars, or NULL
+    int64_t n;
+    const char *label;    // legend entry; NULL: not in the legend
+    int dashed;           // 1: dashed line
+    int color;            // index into the colour cycle; -1: black
+};
+
+// Line plot of ns series. Returns ATS_STATUS_EINVAL (unknown extension, no data, n < 0),
+// ATS_STATUS_EDOM (an empty or non-finite axis range) or ATS_STATUS_EIO (cairo could not
+// write the file).
+int ats_plot_lines(const char *path, const struct ats_plot_axes *axes,
+                   const struct ats_plot_series *series, int64_t ns);
+
+struct ats_heatmap {
+    const double *z;      // (ny, nx) row-major: z[iy * nx + ix]; non-finite cells are grey
+    const double *x;      // (nx,) strictly increasing cell centres
+    const double *y;      // (ny,) strictly increasing cell centres
+    int64_t nx, ny;
+    double zmin, zmax;    // colour range (viridis); NAN: from the data
+    const char *zlabel;   // colour bar label
+};
+
+// Heat map with a colour bar, and overlay curves (e.g. the dashed critical line) drawn on
+// top, clipped to the plot area. Axes ranges default to the cells' extent. Errors as
+// ats_plot_lines, plus ATS_STATUS_EINVAL for non-increasing x or y.
+int ats_plot_heatmap(const char *path, const struct ats_plot_axes *axes,
+                     const struct ats_heatmap *map, const struct ats_plot_series *overlay,
+                     int64_t noverlay);
+
+// The colour bar's colour for t in [0, 1] (viridis), as 8-bit RGB.
+void ats_plot_colormap(unsigned char rgb[3], double t);
 
 #ifdef __cplusplus
 }

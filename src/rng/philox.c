@@ -163,7 +163,7 @@ static double gamma_mt_y(struct ats_rng *r, double d, double c) {
     }
 }
 
-// log of a Gamma(shape) draw. For shape < 1 (Marsaglia-Tsang section 6):
+// log of a Gamma(shape) draw. For shape < 1, the boost Marsaglia and Tsang give:
 // G(a) = G(a + 1) U^(1/a), so log G(a) = log G(a + 1) + log(U)/a. Kept in log space so that
 // tiny shapes, whose draws underflow to 0 in double with high probability (P(G(a) < 2^-1074)
 // ~ exp(-744 a) for small a), still carry their magnitude. Returns -inf only when log(U)/a
@@ -197,13 +197,15 @@ double ats_rng_gamma(struct ats_rng *r, double shape) {
 // Beta(a, b) = X / (X + Y), X ~ Gamma(a), Y ~ Gamma(b) independent.
 //
 // Both shapes >= 1: X and Y are at least ~1e-48 (d >= 2/3, 1 + y >= 2^-53), so the quotient
-// is formed directly, with both halved (exact) so that X + Y cannot overflow. Otherwise X and Y can both underflow to 0 (for a = b = 1e-3 about 22% of the
-// pairs do), and the quotient would be 0/0. Then we draw log X and log Y and return
-// 1 / (1 + e^t), t = log Y - log X, written as exp(-t - log1p(e^-t)) for t > 0 so that
-// results down to the subnormal range keep their value instead of flushing when e^t
-// overflows. The result is exactly 0 or 1 only when the true value rounds there.
-// Where both logs are -inf (shapes below ~1e-307, see gamma_log) the sign of t is lost; Beta
-// then equals Bernoulli(a / (a + b)) up to O(max(a, b)), and that is what is drawn.
+// is formed directly, with both halved (exact) so that X + Y cannot overflow.
+//
+// Otherwise X and Y can both underflow to 0 (for a = b = 1e-3 about 22% of the pairs do) and
+// the quotient would be 0/0. Then we draw log X and log Y and return 1 / (1 + e^t) with
+// t = log Y - log X, written as exp(-t - log1p(e^-t)) for t > 0 so that results down to the
+// subnormal range keep their value instead of flushing when e^t overflows. The result is
+// exactly 0 or 1 only when the true value rounds there. Where both logs are -inf (shapes
+// below ~1e-307, see gamma_log) the sign of t is lost; Beta(a, b) then equals
+// Bernoulli(a / (a + b)) up to O(max(a, b)), and that is what is drawn.
 double ats_rng_beta(struct ats_rng *r, double a, double b) {
     ATS_ASSERT(a > 0 && a < HUGE_VAL && b > 0 && b < HUGE_VAL);
     if (!(a > 0 && a < HUGE_VAL && b > 0 && b < HUGE_VAL))

@@ -31,10 +31,11 @@ OMPFLAGS := -fopenmp
 endif
 endif
 
-BLAS_INC := $(shell pkg-config --cflags-only-I openblas 2>/dev/null)
-ALL_CPPFLAGS := -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L $(BLAS_INC) $(CPPFLAGS)
+BLAS_INC  := $(shell pkg-config --cflags-only-I openblas 2>/dev/null)
+CAIRO_INC := $(shell pkg-config --cflags-only-I cairo 2>/dev/null)
+ALL_CPPFLAGS := -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L $(BLAS_INC) $(CAIRO_INC) $(CPPFLAGS)
 ALL_CFLAGS   := $(WARN) $(OMPFLAGS) $(CFLAGS)
-LIBS         := -lopenblas -lm $(LDLIBS)
+LIBS         := -lcairo -lopenblas -lm $(LDLIBS)
 TEST_LIBS    := -lcjson $(LIBS)
 
 LIB_SRC  := $(sort $(wildcard src/*/*.c src/*/*/*.c))
@@ -47,7 +48,7 @@ BENCH_SRC := $(sort $(wildcard bench/bench_*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 # Debian packages the build and the tests need (the set-up contract of DESIGN.md).
-DEB_PKGS := make gcc pkg-config libopenblas-dev libcairo2-dev libcjson-dev
+DEB_PKGS := make gcc pkg-config libopenblas-dev libcairo2-dev libcjson-dev fonts-dejavu-core
 FUZZ_PKGS := clang libclang-rt-14-dev
 
 .PHONY: all lib cli deps run test check test-long bench fuzz format clean tests
@@ -120,8 +121,8 @@ fuzz: $(BUILD)/gen/buildinfo.h
 	@mkdir -p $(BUILD)/fuzz
 	@for f in $(FUZZ_SRC); do \
 	  t=$(BUILD)/fuzz/$$(basename $$f .c); \
-	  clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc \
-	    -D_POSIX_C_SOURCE=200809L $$f $(LIB_SRC) -I$(BUILD)/gen -lm -lopenblas -o $$t || exit 1; \
+	  clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined $(ALL_CPPFLAGS) \
+	    $$f $(LIB_SRC) -I$(BUILD)/gen $(LIBS) -o $$t || exit 1; \
 	  c=tests/fuzz/corpus/$$(basename $$f .c | sed 's/^fuzz_//'); mkdir -p $$c; \
 	  $$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$c || exit 1; \
 	done

@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -25,6 +26,13 @@ static const char simplex_help[] =
     "  --q Q          squared token norm, Q > 0 (default 1)\n"
     "  --d D          dimension, an integer >= 2 (default n); enters eta only\n"
     "\n"
+    "Figure:\n"
+    "  --plot FILE    draw --metric (png, svg or pdf by extension): a heat map over (rho, gamma)\n"
+    "                 with the dashed critical curve gamma = 1/(1-rho) when --rho and --gamma\n"
+    "                 (or --beta) both have several values and the other options one; else a\n"
+    "                 line against gamma (or beta), one line per combination of the others\n"
+    "  --metric M     lambda (default), rho_out, a_self or eta\n"
+    "\n"
     "Record keys: n d rho alpha q gamma beta, then gamma_c (= 1/(1-rho)), kappa (= gamma (1-rho)),\n"
     "regime (subcritical | critical | supercritical; critical when |kappa-1| <= 1e-9),\n"
     "a_self (A_ii), rho_out (rho'), lambda (= (1-rho')/(1-rho)), eta (= ||J||_F^2/(n d)),\n"
@@ -42,14 +50,122 @@ enum {
     OPT_BETA,
     OPT_ALPHA,
     OPT_Q,
+    OPT_PLOT,
+    OPT_METRIC,
 };
+
+static const char *const metrics[] = {"lambda", "rho_out", "a_self", "eta"};
+
+static double metric_value(const struct ats_simplex *s, int metric) {
+    switch (metric) {
+    case 1:
+        return s->rho_out;
+    case 2:
+        return s->a_self;
+    case 3:
+        return s->eta;
+    default:
+        return s->lambda;
+    }
+}
+
+// The axes of the record grid, outermost first; gamma (or beta) varies fastest.
+enum { AX_N, AX_D, AX_RHO, AX_ALPHA, AX_Q, AX_SCALE, NAXES };
+
+static int increasing(const struct ats_values *v) {
+    for (int64_t i = 1; i < v->count; i++)
+        if (!(v->v[i] > v->v[i - 1]))
+            return 0;
+    return 1;
+}
+
+// Draws the metric values z (one per record, in record order) as --plot asks.
+static void simplex_plot(struct cli *c, const char *path, int metric, enum ats_scale kind,
+                         const struct ats_values *const *axes, const double *z) {
+    const char *sname = kind == ATS_SCALE_GAMMA ? "gamma" : "beta";
+    const struct ats_values *rho = axes[AX_RHO], *scale = axes[AX_SCALE];
+    int64_t others = 1;
+    for (int a = 0; a < NAXES; a++)
+        if (a != AX_RHO && a != AX_SCALE)
+            others *= axes[a]->count;
+    if (scale->count < 2 || !increasing(scale))
+        cli_usage(c, "--plot: --%s needs several increasing values", sname);
+    struct ats_plot_axes ax = ats_plot_axes_default();
+    char title[160], ylab[64];
+    int rc;
+    if (rho->count > 1) {
+        if (others != 1)
+            cli_usage(c, "--plot: a heat map over (rho, %s) needs one value of --n, --d, --alpha "
+                         "and --q", sname);
+        if (!increasing(rho))
+            cli_usage(c, "--plot: --rho needs increasing values for a heat map");
+        // Records run rho-major, scale-minor: z[ir * nscale + is]; the map wants rows of rho.
+        int64_t nx = rho->count, ny = scale->count;
+        double *zt = malloc((size_t)(nx * ny) * sizeof *zt);
+        double *cx = malloc((size_t)nx * sizeof *cx), *cy = malloc((size_t)nx * sizeof *cy);
+        if (!zt || !cx || !cy)
+            cli_fail(c, "--plot: out of memory");
+        for (int64_t ir = 0; ir < nx; ir++)
+            for (int64_t is = 0; is < ny; is++)
+                zt[is * nx + ir] = z[ir * ny + is];
+        double n = axes[AX_N]->v[0];
+        for (int64_t i = 0; i < nx; i++) { // critical curve (THEORY.md 2.1)
+            cx[i] = rho->v[i];
+            cy[i] = (kind == ATS_SCALE_GAMMA ? 1 : log(n)) / (1 - rho->v[i]);
+        }
+        snprintf(title, sizeof title, "exact simplex: %s, n = %.0f, alpha = %g", metrics[metric],
+                 n, axes[AX_ALPHA]->v[0]);
+        ax.title = title;
+        ax.xlabel = "rho";
+        ax.ylabel = sname;
+        // lambda and a_self live in [0, 1]: a fixed colour range makes maps comparable.
+        double zlo = metric == 0 || metric == 2 ? 0 : NAN, zhi = metric == 0 || metric == 2 ? 1 : NAN;
+        struct ats_heatmap map = {zt, rho->v, scale->v, nx, ny, zlo, zhi, metrics[metric]};
+        struct ats_plot_series crit = {cx, cy, NULL, nx, NULL, 1, -1};
+        rc = ats_plot_heatmap(path, &ax, &map, &crit, 1);
+        free(zt);
+        free(cx);
+        free(cy);
+    } else {
+        // One line per combination of the other options, labelled by those that vary.
+        struct ats_plot_series *ser = calloc((size_t)others, sizeof *ser);
+        char (*labels)[96] = calloc((size_t)others, sizeof *labels);
+        if (!ser || !labels)
+            cli_fail(c, "--plot: out of memory");
+        static const char *const names[] = {"n", "d", "rho", "alpha", "q"};
+        int64_t idx[NAXES] = {0};
+        for (int64_t l = 0; l < others; l++) {
+            char *lab = labels[l];
+            lab[0] = '\0';
+            for (int a = 0; a < AX_SCALE; a++)
+                if (axes[a]->count > 1)
+                    snprintf(lab + strlen(lab), 96 - strlen(lab), "%s%s = %g", lab[0] ? ", " : "",
+                             names[a], axes[a]->v[idx[a]]);
+            ser[l] = (struct ats_plot_series){scale->v, z + l * scale->count, NULL, scale->count,
+                                              lab[0] ? lab : NULL, 0, (int)(l % 10)};
+            idx[AX_SCALE] = scale->count - 1; // step the odometer over the other axes only
+            cli_grid_next(idx, axes, NAXES);
+        }
+        snprintf(title, sizeof title, "exact simplex: %s, rho = %g", metrics[metric], rho->v[0]);
+        snprintf(ylab, sizeof ylab, "%s", metrics[metric]);
+        ax.title = title;
+        ax.xlabel = sname;
+        ax.ylabel = ylab;
+        rc = ats_plot_lines(path, &ax, ser, others);
+        free(ser);
+        free(labels);
+    }
+    if (rc != ATS_STATUS_OK)
+        cli_fail(c, "--plot: %s", cli_last_error());
+}
 
 int cmd_simplex(int argc, char **argv) {
     static const struct option options[] = {
         {"n", required_argument, NULL, OPT_N},         {"d", required_argument, NULL, OPT_D},
         {"rho", required_argument, NULL, OPT_RHO},     {"gamma", required_argument, NULL, OPT_GAMMA},
         {"beta", required_argument, NULL, OPT_BETA},   {"alpha", required_argument, NULL, OPT_ALPHA},
-        {"q", required_argument, NULL, OPT_Q},         CLI_COMMON_OPTIONS,
+        {"q", required_argument, NULL, OPT_Q},         {"plot", required_argument, NULL, OPT_PLOT},
+        {"metric", required_argument, NULL, OPT_METRIC}, CLI_COMMON_OPTIONS,
         {NULL, 0, NULL, 0}};
     const struct ats_domain dom_n = {2, 9007199254740992.0, 0, 0, 1};
     const struct ats_domain dom_d = {2, 9007199254740992.0, 0, 0, 1};
@@ -61,7 +177,8 @@ int cmd_simplex(int argc, char **argv) {
     cli_init(&c, "simplex");
     struct ats_values n = {0}, d = {0}, rho = {0}, scale = {0}, alpha = {0}, q = {0};
     enum ats_scale kind = ATS_SCALE_GAMMA;
-    int have_scale = 0;
+    int have_scale = 0, metric = 0;
+    const char *plot = NULL;
     int opt;
     while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT, options, NULL)) != -1) {
         if (cli_common_option(&c, opt, optarg, simplex_help))
@@ -99,6 +216,19 @@ int cmd_simplex(int argc, char **argv) {
             ats_values_clear(&q);
             cli_values(&c, &q, "q", optarg, &dom_pos);
             break;
+        case OPT_PLOT:
+            plot = optarg;
+            break;
+        case OPT_METRIC: {
+            int found = -1;
+            for (int i = 0; i < 4; i++)
+                if (strcmp(optarg, metrics[i]) == 0)
+                    found = i;
+            if (found < 0)
+                cli_usage(&c, "--metric: '%s' is not lambda, rho_out, a_self or eta", optarg);
+            metric = found;
+            break;
+        }
         case ':':
             cli_usage(&c, "option '%s' needs a value", argv[optind - 1]);
         default:
@@ -121,8 +251,17 @@ int cmd_simplex(int argc, char **argv) {
     static double same_as_n = 0; // --d absent: d = n for each n
     if (!d.count)
         d = (struct ats_values){&same_as_n, 1};
-    const struct ats_values *axes[] = {&n, &d, &rho, &alpha, &q, &scale};
-    int64_t idx[6] = {0};
+    const struct ats_values *axes[NAXES] = {&n, &d, &rho, &alpha, &q, &scale};
+    int64_t idx[NAXES] = {0}, records = 0;
+    double *z = NULL;
+    if (plot) {
+        int64_t total = 1;
+        for (int a = 0; a < NAXES; a++)
+            total *= axes[a]->count; // each count <= 1e7, and plots are small: no overflow
+        z = malloc((size_t)total * sizeof *z);
+        if (!z)
+            cli_fail(&c, "--plot: out of memory for %lld values", (long long)total);
+    }
     int warned = 0;
     do {
         struct ats_simplex_params p = ats_simplex_params_default();
@@ -167,6 +306,12 @@ int cmd_simplex(int argc, char **argv) {
         ats_writer_double(w, "rho_out_limit", s.rho_out_limit);
         ats_writer_double(w, "eta_limit", s.eta_limit);
         cli_end_record(&c);
-    } while (cli_grid_next(idx, axes, 6));
+        if (z)
+            z[records] = metric_value(&s, metric);
+        records++;
+    } while (cli_grid_next(idx, axes, NAXES));
+    if (plot)
+        simplex_plot(&c, plot, metric, kind, axes, z);
+    free(z);
     return cli_finish(&c);
 }

@@ -188,6 +188,42 @@ int main(void) {
         run_free(&r);
     }
 
+    // Figures: a heat map over (rho, gamma), a line plot over gamma; misuse is a usage error.
+    {
+        char args[600], png[300];
+        snprintf(png, sizeof png, "%s/f.png", tmpdir);
+        snprintf(args, sizeof args, "simplex --n 64 --rho 0.1:0.9:5 --gamma 0:4:9 --plot %s", png);
+        struct run r = run(args);
+        FILE *f = fopen(png, "rb");
+        unsigned char magic[4] = {0};
+        if (f) {
+            if (fread(magic, 1, 4, f) != 4)
+                magic[0] = 0;
+            fclose(f);
+        }
+        ATS_CHECK(r.status == 0 && count_lines(r.out) == 45 && magic[0] == 0x89 && magic[1] == 'P',
+                  "--plot writes a PNG heat map beside the 45 records");
+        remove(png);
+        run_free(&r);
+        snprintf(args, sizeof args,
+                 "simplex --n 64,128 --rho 0.5 --gamma 0:4:9 --metric eta --plot %s", png);
+        r = run(args);
+        ATS_CHECK(r.status == 0 && access(png, F_OK) == 0, "--plot draws lines per n");
+        remove(png);
+        run_free(&r);
+    }
+    expect_usage("simplex --n 64,128 --rho 0.1:0.9:5 --gamma 0:4:9 --plot x.png", "--plot",
+                 "one value of --n");
+    expect_usage("simplex --n 64 --rho 0.5 --gamma 1 --plot x.png", "--plot", "several");
+    expect_usage("simplex --n 64 --rho 0.5 --gamma 3,2,1 --plot x.png", "--plot", "increasing");
+    expect_usage("simplex --n 64 --rho 0.5 --gamma 1 --metric entropy", "--metric", "'entropy'");
+    {
+        struct run r = run("simplex --n 64 --rho 0.5 --gamma 0:1:3 --plot /tmp/x.jpg");
+        ATS_CHECK(r.status == 1 && strstr(r.err, ".png, .svg or .pdf"),
+                  "--plot with an unknown extension -> exit 1 saying which are known (%s)", r.err);
+        run_free(&r);
+    }
+
     char path[300];
     snprintf(path, sizeof path, "%s/out", tmpdir);
     remove(path);

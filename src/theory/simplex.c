@@ -147,20 +147,26 @@ int ats_simplex_eval(struct ats_simplex *out, const struct ats_simplex_params *p
     //   Q2 - 2 Q3 + Q2^2 = a^2 (1-a)^2 + m b^2 (1 - 2b + 2a^2 + m b^2)
     //   T2 = omega^2 (Q2 - 2 Q3 + Q2^2) - omega^3 (a^2 (1-a)^2 + m a^2 b^2)
     //      = omega^2 m b^2 (a^2 (1 + rho n) + 1 - 2b + m b^2)
-    const double T1 = omega * m * b * (1 - b + rho * a);
-    const double T2 = omega * omega * m * b * b * (a * a * (1 + rho * n) + 1 - 2 * b + m * b * b);
-    const double beta = s.beta, rq = sqrt(q);
-    const double Jd = (a * a * (d - 1) + 2 * a * beta * T1 + beta * beta * T2) / q +
-                      (2 * alpha / rq) * (a * (d - 1) + beta * T1) + alpha * alpha * d;
+    // beta enters only with at least one factor b, and beta b -> 0 as beta -> infinity, so
+    // beta T1, beta^2 T2 and the off-diagonal terms are formed from bb = beta b: finite for
+    // every finite beta, where beta^2 alone would overflow.
+    const double beta = s.beta, rq = sqrt(q), bb = beta * b;
+    const double bT1 = omega * m * bb * (1 - b + rho * a);
+    const double b2T2 = omega * omega * m * bb * bb * (a * a * (1 + rho * n) + 1 - 2 * b + m * b * b);
+    const double Jd = (a * a * (d - 1) + 2 * a * bT1 + b2T2) / q +
+                      (2 * alpha / rq) * (a * (d - 1) + bT1) + alpha * alpha * d;
     // Off-diagonal block ||P_k + beta u w^T||_F^2 with u = y_k - m_i, w = P_k y_i:
     // in an orthonormal basis {y_k, w/|w|, rest} it is (d - 2) + |w/|w| + beta |w| u|^2, and in
     // the explicit simplex coordinates (|w|^2 = omega (1 + rho), B = beta |w|^2) that is
     //   (d - 2) + [(1 - B a)^2 + (B (1 - b) - rho)^2 + (m - 1) B^2 b^2 + rho omega]/(1 + rho),
     // a sum of squares, equal to THEORY.md 2.6's (d-1) + 2 beta uw + beta^2 uu (1 - rho^2).
-    const double B = beta * omega * (1 + rho);
-    const double e1 = 1 - B * a, e2 = B * (1 - b) - rho, e3 = B * b;
-    const double Jo = (b * b / q) *
-                      ((d - 2) + (e1 * e1 + e2 * e2 + (m - 1) * e3 * e3 + rho * omega) / (1 + rho));
+    // Multiplied through by b (Jo carries b^2): b e1 = b - bb w2 a, b e2 = bb w2 (1 - b) - rho b,
+    // b e3 = bb w2 b with w2 = omega (1 + rho).
+    const double w2 = omega * (1 + rho);
+    const double f1 = b - bb * w2 * a, f2 = bb * w2 * (1 - b) - rho * b, f3 = bb * w2 * b;
+    const double Jo = (b * b * (d - 2) + (f1 * f1 + f2 * f2 + (m - 1) * f3 * f3 + b * b * rho * omega) /
+                                             (1 + rho)) /
+                      q;
     s.eta = (Jd + m * Jo) / d;
 
     simplex_limits(&s, rho, alpha, q);

@@ -79,6 +79,22 @@ static int increasing(const struct ats_values *v) {
     return 1;
 }
 
+// The axes --plot needs, checked before any record is written (a usage error prints nothing).
+static void simplex_plot_check(const struct cli *c, enum ats_scale kind,
+                               const struct ats_values *const *axes) {
+    const char *sname = kind == ATS_SCALE_GAMMA ? "gamma" : "beta";
+    if (axes[AX_SCALE]->count < 2 || !increasing(axes[AX_SCALE]))
+        cli_usage(c, "--plot: --%s needs several increasing values", sname);
+    if (axes[AX_RHO]->count < 2)
+        return;
+    for (int a = 0; a < NAXES; a++)
+        if (a != AX_RHO && a != AX_SCALE && axes[a]->count != 1)
+            cli_usage(c, "--plot: a heat map over (rho, %s) needs one value of --n, --d, "
+                         "--alpha and --q", sname);
+    if (!increasing(axes[AX_RHO]))
+        cli_usage(c, "--plot: --rho needs increasing values for a heat map");
+}
+
 // Draws the metric values z (one per record, in record order) as --plot asks.
 static void simplex_plot(struct cli *c, const char *path, int metric, enum ats_scale kind,
                          const struct ats_values *const *axes, const double *z) {
@@ -88,17 +104,10 @@ static void simplex_plot(struct cli *c, const char *path, int metric, enum ats_s
     for (int a = 0; a < NAXES; a++)
         if (a != AX_RHO && a != AX_SCALE)
             others *= axes[a]->count;
-    if (scale->count < 2 || !increasing(scale))
-        cli_usage(c, "--plot: --%s needs several increasing values", sname);
     struct ats_plot_axes ax = ats_plot_axes_default();
     char title[160], ylab[64];
     int rc;
     if (rho->count > 1) {
-        if (others != 1)
-            cli_usage(c, "--plot: a heat map over (rho, %s) needs one value of --n, --d, --alpha "
-                         "and --q", sname);
-        if (!increasing(rho))
-            cli_usage(c, "--plot: --rho needs increasing values for a heat map");
         // Records run rho-major, scale-minor: z[ir * nscale + is]; the map wants rows of rho.
         int64_t nx = rho->count, ny = scale->count;
         double *zt = malloc((size_t)(nx * ny) * sizeof *zt);
@@ -246,15 +255,25 @@ int cmd_simplex(int argc, char **argv) {
         alpha = (struct ats_values){&zero, 1};
     if (!q.count)
         q = (struct ats_values){&one, 1};
-    cli_begin(&c, argc, argv);
-
     static double same_as_n = 0; // --d absent: d = n for each n
     if (!d.count)
         d = (struct ats_values){&same_as_n, 1};
+    // The option domains match the library's, so the only failure left is beta = gamma log n
+    // overflowing: check it before any record is written.
+    if (kind == ATS_SCALE_GAMMA) {
+        double gmax = 0, nmax = 0;
+        for (int64_t i = 0; i < scale.count; i++)
+            gmax = fmax(gmax, scale.v[i]);
+        for (int64_t i = 0; i < n.count; i++)
+            nmax = fmax(nmax, n.v[i]);
+        if (!isfinite(gmax * log(nmax)))
+            cli_usage(&c, "--gamma: %g log %g overflows beta", gmax, nmax);
+    }
     const struct ats_values *axes[NAXES] = {&n, &d, &rho, &alpha, &q, &scale};
     int64_t idx[NAXES] = {0}, records = 0;
     double *z = NULL;
     if (plot) {
+        simplex_plot_check(&c, kind, axes);
         int64_t total = 1;
         for (int a = 0; a < NAXES; a++)
             total *= axes[a]->count; // each count <= 1e7, and plots are small: no overflow
@@ -262,6 +281,7 @@ int cmd_simplex(int argc, char **argv) {
         if (!z)
             cli_fail(&c, "--plot: out of memory for %lld values", (long long)total);
     }
+    cli_begin(&c, argc, argv);
     int warned = 0;
     do {
         struct ats_simplex_params p = ats_simplex_params_default();

@@ -27,8 +27,9 @@ static long double dot(const long double *restrict a, const long double *restric
     return s;
 }
 
-// |x| scaled by max|x_l|, so squares neither overflow (|x_l| ~ 1e2466 in long double, 1e154
-// in double) nor underflow to zero. Returns NaN for non-finite entries, 0 for a zero row.
+// |x| with the entries scaled by the power of two 2^-e just above max|x_l| (exact, and no
+// division), so the squares neither overflow (|x_l| ~ 1e2466 in long double, 1e154 in double)
+// nor underflow to zero. Returns NaN for non-finite entries, 0 for a zero row.
 static long double row_norm(const long double *x, int64_t d) {
     long double amax = 0;
     for (int64_t l = 0; l < d; l++) {
@@ -40,16 +41,21 @@ static long double row_norm(const long double *x, int64_t d) {
     }
     if (amax == 0)
         return 0;
+    // amax in [2^(e-1), 2^e). 2^-e is applied as two factors because for subnormal amax it
+    // exceeds the largest finite power of two; both products are exact (except for entries so far
+    // below amax that they do not matter).
+    int e;
+    frexpl(amax, &e);
+    const long double s1 = ldexpl(1, -e / 2), s2 = ldexpl(1, -e - (-e / 2));
     long double s = 0;
     for (int64_t l = 0; l < d; l++) {
-        long double t = x[l] / amax;
+        long double t = x[l] * s1 * s2;
         s += t * t;
     }
-    return amax * sqrtl(s);
+    return ldexpl(sqrtl(s), e);
 }
 
-int ats_ref_normalize(long double *y, long double *r, const long double *x, int64_t n,
-                      int64_t d) {
+int ats_ref_normalize(long double *y, long double *r, const long double *x, int64_t n, int64_t d) {
     ATS_ASSERT(y && r && x && n >= 1 && d >= 1);
     for (int64_t i = 0; i < n; i++) {
         long double ri = row_norm(x + i * d, d);
@@ -110,8 +116,8 @@ int64_t ats_ref_layer_ws_len(int64_t n, int64_t d) {
 }
 
 // Scores s_j = <y_i, y_j> into p, then p = softmax(beta s).
-static void attn_row(long double *restrict p, const long double *restrict y, int64_t n,
-                     int64_t d, int64_t i, long double beta) {
+static void attn_row(long double *restrict p, const long double *restrict y, int64_t n, int64_t d,
+                     int64_t i, long double beta) {
     for (int64_t j = 0; j < n; j++)
         p[j] = dot(y + i * d, y + j * d, d);
     ats_ref_softmax(p, p, n, beta);
@@ -146,9 +152,8 @@ int ats_ref_layer_forward(long double *xout, const long double *x, int64_t n, in
     return ATS_STATUS_OK;
 }
 
-int ats_ref_layer_rows(long double *xout, const long double *x, const int64_t *rows,
-                       int64_t nrows, int64_t n, int64_t d, long double beta, long double alpha,
-                       long double *ws) {
+int ats_ref_layer_rows(long double *xout, const long double *x, const int64_t *rows, int64_t nrows,
+                       int64_t n, int64_t d, long double beta, long double alpha, long double *ws) {
     ATS_ASSERT(xout && x && rows && ws && n >= 1 && d >= 1 && nrows >= 0 && xout != x);
     int rc = check_params(beta, alpha);
     if (rc != ATS_STATUS_OK)
@@ -214,8 +219,8 @@ long double ats_ref_eta_fd(const long double *x, int64_t n, int64_t d, long doub
     for (int64_t k = 0; k < n; k++) {
         long double rk = row_norm(x + k * d, d);
         if (!(rk > 0) || !isfinite(rk)) {
-            ats_error(__FILE__, __LINE__, ATS_STATUS_EDOM, "token %lld has norm %Lg",
-                      (long long)k, rk);
+            ats_error(__FILE__, __LINE__, ATS_STATUS_EDOM, "token %lld has norm %Lg", (long long)k,
+                      rk);
             return NAN;
         }
         const long double hk = h * rk;
@@ -223,7 +228,7 @@ long double ats_ref_eta_fd(const long double *x, int64_t n, int64_t d, long doub
             const int64_t c = k * d + l;
             for (int64_t t = 0; t < nd; t++)
                 col[t] = 0;
-            for (int s = 0; s < 4; s++) {
+            for (int64_t s = 0; s < 4; s++) {
                 xp[c] = x[c] + off[s] * hk;
                 if (ats_ref_layer_forward(xo, xp, n, d, beta, alpha, lws) != ATS_STATUS_OK)
                     return NAN;
@@ -268,9 +273,9 @@ int64_t ats_ref_eta_blocks_row_ws_len(int64_t n, int64_t d) {
     return 4 * n + d;
 }
 
-long double ats_ref_eta_blocks_row(const long double *G, const long double *y,
-                                   const long double *r, int64_t n, int64_t d, int64_t i,
-                                   long double beta, long double alpha, long double *ws) {
+long double ats_ref_eta_blocks_row(const long double *G, const long double *y, const long double *r,
+                                   int64_t n, int64_t d, int64_t i, long double beta,
+                                   long double alpha, long double *ws) {
     ATS_ASSERT(G && y && r && ws && n >= 1 && d >= 1 && i >= 0 && i < n);
     if (check_params(beta, alpha) != ATS_STATUS_OK)
         return NAN;
@@ -367,8 +372,7 @@ long double ats_ref_eta_blocks(const long double *x, int64_t n, int64_t d, long 
 // ----------------------------------------------------------------------------
 // Token configurations (THEORY.md 2.2)
 
-int ats_ref_simplex_tokens(long double *x, int64_t n, int64_t d, long double rho,
-                           long double q) {
+int ats_ref_simplex_tokens(long double *x, int64_t n, int64_t d, long double rho, long double q) {
     ATS_ASSERT(x && n >= 1 && d >= 1);
     if (d < n + 1)
         ATS_ERROR(ATS_STATUS_EINVAL, "explicit simplex needs d >= n + 1 (n = %lld, d = %lld)",

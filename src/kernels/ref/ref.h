@@ -61,9 +61,8 @@ int ats_ref_layer_forward(long double *xout, const long double *x, int64_t n, in
 // ats_ref_layer_forward. Cost n d (normalise every token) + 2 n d per listed row.
 // xout: (nrows, d) out; x: (n, d); rows: (nrows), each in [0, n), repeats allowed.
 // ws: ats_ref_layer_ws_len(n, d) long doubles. Returns as ats_ref_layer_forward.
-int ats_ref_layer_rows(long double *xout, const long double *x, const int64_t *rows,
-                       int64_t nrows, int64_t n, int64_t d, long double beta, long double alpha,
-                       long double *ws);
+int ats_ref_layer_rows(long double *xout, const long double *x, const int64_t *rows, int64_t nrows,
+                       int64_t n, int64_t d, long double beta, long double alpha, long double *ws);
 
 // The attention row A_{i,.} (the softmax weights of query i over all n keys, self included).
 // p: (n) out; x: (n, d); ws: ats_ref_layer_ws_len(n, d) long doubles.
@@ -96,15 +95,15 @@ long double ats_ref_eta_fd(const long double *x, int64_t n, int64_t d, long doub
 int64_t ats_ref_eta_blocks_row_ws_len(int64_t n, int64_t d);
 
 // Row i's share of ||J||_F^2 from the Jacobian-block formulas of THEORY.md 2.5:
-// ||J_ii||_F^2 + sum_{k != i} ||J_ik||_F^2 (not divided by n d). Cost n^2 + O(n d).
+// ||J_ii||_F^2 + sum_{k != i} ||J_ik||_F^2 (not divided by n d). Cost 2 n^2 + O(n d).
 // For a configuration whose rows are all equivalent (the simplex) eta = this / d.
 // G: (n, n) from ats_ref_gram(G, y, ...); y: (n, d) and r: (n) from ats_ref_normalize; G, y
 // and r do not depend on beta or alpha, so compute them once and reuse them across a beta
 // grid. ws: ats_ref_eta_blocks_row_ws_len(n, d) long doubles.
 // Returns the sum, or NaN for beta < 0 or beta/alpha not finite.
-long double ats_ref_eta_blocks_row(const long double *G, const long double *y,
-                                   const long double *r, int64_t n, int64_t d, int64_t i,
-                                   long double beta, long double alpha, long double *ws);
+long double ats_ref_eta_blocks_row(const long double *G, const long double *y, const long double *r,
+                                   int64_t n, int64_t d, int64_t i, long double beta,
+                                   long double alpha, long double *ws);
 
 // Workspace length (long doubles) of ats_ref_eta_blocks: n^2 + n d + 5 n + d.
 int64_t ats_ref_eta_blocks_ws_len(int64_t n, int64_t d);

@@ -36,7 +36,13 @@ CAIRO_INC := $(shell pkg-config --cflags-only-I cairo 2>/dev/null)
 ALL_CPPFLAGS := -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L $(BLAS_INC) $(CAIRO_INC) $(CPPFLAGS)
 ALL_CFLAGS   := $(WARN) $(OMPFLAGS) $(CFLAGS)
 LIBS         := -lcairo -lopenblas -lm $(LDLIBS)
-TEST_LIBS    := -lcjson $(LIBS)
+# binary128 (gcc's libquadmath, x86) gives the simplex tests a reference beyond long double.
+QUAD_OK      := $(shell printf '__float128 x; int main(void){return 0;}' | $(CC) -x c - -lquadmath -o /dev/null 2>/dev/null && echo 1)
+ifeq ($(QUAD_OK),1)
+TEST_DEFS    := -DATS_HAVE_QUADMATH
+TEST_QUAD    := -lquadmath
+endif
+TEST_LIBS    := -lcjson $(LIBS) $(TEST_QUAD)
 
 LIB_SRC  := $(sort $(wildcard src/*/*.c src/*/*/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
@@ -85,7 +91,7 @@ $(BUILD)/attnscale: $(CLI_OBJ) $(BUILD)/libattnscale.a
 
 $(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libattnscale.a
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) $< $(BUILD)/libattnscale.a $(TEST_LIBS) -o $@
+	$(CC) $(ALL_CPPFLAGS) $(TEST_DEFS) $(ALL_CFLAGS) $(LDFLAGS) $< $(BUILD)/libattnscale.a $(TEST_LIBS) -o $@
 
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libattnscale.a
 	@mkdir -p $(@D)

@@ -110,7 +110,7 @@ test: deps
 SAN := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 check: deps
 	@$(MAKE) --no-print-directory BUILD=build-check CFLAGS="$(SAN)" LDFLAGS="$(SAN)" tests
-	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 sh tests/run.sh build-check
+	@ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp UBSAN_OPTIONS=print_stacktrace=1 sh tests/run.sh build-check
 
 test-long: deps
 	@$(MAKE) --no-print-directory tests

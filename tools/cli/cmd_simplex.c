@@ -250,14 +250,14 @@ int cmd_simplex(int argc, char **argv) {
         cli_usage(&c, "--rho is required (0 <= rho < 1)");
     if (!have_scale)
         cli_usage(&c, "one of --gamma and --beta is required (>= 0)");
-    static double zero = 0, one = 1;
+    // Defaults go through the same parser, so every list is owned and freed alike.
     if (!alpha.count)
-        alpha = (struct ats_values){&zero, 1};
+        cli_values(&c, &alpha, "alpha", "0", &dom_nonneg);
     if (!q.count)
-        q = (struct ats_values){&one, 1};
-    static double same_as_n = 0; // --d absent: d = n for each n
-    if (!d.count)
-        d = (struct ats_values){&same_as_n, 1};
+        cli_values(&c, &q, "q", "1", &dom_pos);
+    const struct ats_domain dom_same = {0, 0, 0, 0, 1};
+    if (!d.count) // --d absent: the value 0 stands for d = n
+        cli_values(&c, &d, "d", "0", &dom_same);
     // The option domains match the library's, so the only failure left is beta = gamma log n
     // overflowing: check it before any record is written.
     if (kind == ATS_SCALE_GAMMA) {
@@ -333,5 +333,8 @@ int cmd_simplex(int argc, char **argv) {
     if (plot)
         simplex_plot(&c, plot, metric, kind, axes, z);
     free(z);
+    struct ats_values *owned[] = {&n, &d, &rho, &alpha, &q, &scale};
+    for (int a = 0; a < NAXES; a++)
+        ats_values_clear(owned[a]);
     return cli_finish(&c);
 }

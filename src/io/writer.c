@@ -1,30 +1,33 @@
 /*
  * writer.c: JSON Lines and CSV record writers (DESIGN.md CLI contract).
  *
- * A record is built field by field into a buffer and written whole by end_record, so a CSV
- * header can be taken from the first record and every later record checked against it.
+ * A record is rendered field by field into a line buffer and written whole by end_record, so a
+ * CSV header can be taken from the first record and every later record checked against it.
+ * The keys of the record are kept apart ("k1\0k2\0...") for that check. Both buffers grow to
+ * the size of one record and are reused, so writing costs no allocation per record.
  * Doubles are printed in the shortest form that reads back to the same double (%.15g, then
  * %.16g, then %.17g). JSON has no infinities: non-finite values become null; CSV writes
  * inf, -inf and nan, which pandas and numpy read.
  */
+#define __STDC_WANT_IEC_60559_BFP_EXT__ 1 // strfromd (ISO/IEC TS 18661-1, C23)
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/internal.h"
 
-struct field {
-    char *key;
-    char *text; // the value exactly as it appears in the output (quoted and escaped)
+struct buf {
+    char *p;
+    size_t len, cap;
 };
 
 struct ats_writer {
     FILE *f;
     enum ats_format fmt;
-    struct field *fields;
-    int64_t nfields, cap;
-    char **header;  // CSV: the keys of the first record
-    int64_t nheader;
+    struct buf line;   // the record as it will be written, without the closing "}\n" or "\n"
+    struct buf keys;   // this record's keys, each NUL-terminated
+    struct buf header; // CSV: the first record's keys, the same way
+    int64_t nfields;
     int64_t records;
     int status; // first failure while building the record, returned by end_record
 };
@@ -43,72 +46,132 @@ int ats_writer_alloc(struct ats_writer **w, FILE *f, enum ats_format fmt) {
     return ATS_STATUS_OK;
 }
 
-static void clear_fields(struct ats_writer *w) {
-    for (int64_t i = 0; i < w->nfields; i++) {
-        ats_free(w->fields[i].key);
-        ats_free(w->fields[i].text);
-    }
-    w->nfields = 0;
-}
-
 void ats_writer_free(struct ats_writer *w) {
     if (!w)
         return;
-    clear_fields(w);
-    ats_free(w->fields);
-    for (int64_t i = 0; i < w->nheader; i++)
-        ats_free(w->header[i]);
-    ats_free(w->header);
+    ats_free(w->line.p);
+    ats_free(w->keys.p);
+    ats_free(w->header.p);
     ats_free(w);
 }
 
-static char *dup_string(const char *s) {
-    size_t n = strlen(s) + 1;
-    char *c = ats_malloc(n);
-    if (c)
-        memcpy(c, s, n);
-    return c;
+// Room for n more bytes.
+static int reserve(struct buf *b, size_t n) {
+    if (b->len + n <= b->cap)
+        return ATS_STATUS_OK;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + n) {
+        if (cap > SIZE_MAX / 2)
+            ATS_ERROR(ATS_STATUS_ENOMEM, "record too large");
+        cap *= 2;
+    }
+    char *p = ats_realloc_array(b->p, cap, 1);
+    if (!p)
+        ATS_ERROR(ATS_STATUS_ENOMEM, "no memory for a record of %zu bytes", cap);
+    b->p = p;
+    b->cap = cap;
+    return ATS_STATUS_OK;
 }
 
-static int add_field_or_fail(struct ats_writer *w, const char *key, char *text);
+static void put(struct buf *b, const char *s, size_t n) {
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
 
-// Takes ownership of text. A failure is also kept for end_record, so a caller may add all
-// fields and check once.
-static int add_field(struct ats_writer *w, const char *key, char *text) {
-    int rc = add_field_or_fail(w, key, text);
+// JSON string literal with quotes; control characters as \u00XX.
+static int put_json_string(struct buf *b, const char *s) {
+    int rc = reserve(b, 6 * strlen(s) + 2);
+    if (rc != ATS_STATUS_OK)
+        return rc;
+    b->p[b->len++] = '"';
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if (*c == '"' || *c == '\\') {
+            b->p[b->len++] = '\\';
+            b->p[b->len++] = (char)*c;
+        } else if (*c == '\n') {
+            put(b, "\\n", 2);
+        } else if (*c < 0x20) {
+            char esc[8];
+            snprintf(esc, sizeof esc, "\\u%04x", (unsigned)*c);
+            put(b, esc, 6);
+        } else {
+            b->p[b->len++] = (char)*c;
+        }
+    }
+    b->p[b->len++] = '"';
+    return ATS_STATUS_OK;
+}
+
+// CSV field (RFC 4180): quoted when it holds a comma, quote or line break; quotes doubled.
+static int put_csv_string(struct buf *b, const char *s) {
+    size_t n = strlen(s);
+    int rc = reserve(b, 2 * n + 2);
+    if (rc != ATS_STATUS_OK)
+        return rc;
+    if (!strpbrk(s, ",\"\r\n")) {
+        put(b, s, n);
+        return ATS_STATUS_OK;
+    }
+    b->p[b->len++] = '"';
+    for (const char *c = s; *c; c++) {
+        if (*c == '"')
+            b->p[b->len++] = '"';
+        b->p[b->len++] = *c;
+    }
+    b->p[b->len++] = '"';
+    return ATS_STATUS_OK;
+}
+
+// Starts a field: separator and (JSON) the key; remembers the key. A failure is also kept
+// for end_record, so a caller may add all fields and check once.
+static int begin_field(struct ats_writer *w, const char *key) {
+    size_t klen = strlen(key) + 1;
+    int rc = reserve(&w->keys, klen);
+    if (rc == ATS_STATUS_OK)
+        rc = reserve(&w->line, 2);
+    if (rc == ATS_STATUS_OK) {
+        put(&w->keys, key, klen);
+        if (w->nfields > 0)
+            w->line.p[w->line.len++] = ',';
+        if (w->fmt == ATS_FORMAT_JSON) {
+            rc = put_json_string(&w->line, key);
+            if (rc == ATS_STATUS_OK && (rc = reserve(&w->line, 1)) == ATS_STATUS_OK)
+                w->line.p[w->line.len++] = ':';
+        }
+    }
+    w->nfields++;
     if (rc != ATS_STATUS_OK && w->status == ATS_STATUS_OK)
         w->status = rc;
     return rc;
 }
 
-static int add_field_or_fail(struct ats_writer *w, const char *key, char *text) {
-    if (!text)
-        ATS_ERROR(ATS_STATUS_ENOMEM, "no memory for field '%s'", key);
-    if (w->nfields == w->cap) {
-        int64_t ncap = w->cap ? 2 * w->cap : 16;
-        struct field *nf = ats_realloc_array(w->fields, (size_t)ncap, sizeof *nf);
-        if (!nf) {
-            ats_free(text);
-            ATS_ERROR(ATS_STATUS_ENOMEM, "no memory for field '%s'", key);
-        }
-        w->fields = nf;
-        w->cap = ncap;
-    }
-    char *k = dup_string(key);
-    if (!k) {
-        ats_free(text);
-        ATS_ERROR(ATS_STATUS_ENOMEM, "no memory for field '%s'", key);
-    }
-    w->fields[w->nfields++] = (struct field){k, text};
-    return ATS_STATUS_OK;
+static int finish_field(struct ats_writer *w, int rc) {
+    if (rc != ATS_STATUS_OK && w->status == ATS_STATUS_OK)
+        w->status = rc;
+    return rc;
 }
 
+static int put_text(struct ats_writer *w, const char *key, const char *text) {
+    int rc = begin_field(w, key);
+    if (rc != ATS_STATUS_OK)
+        return rc;
+    size_t n = strlen(text);
+    rc = reserve(&w->line, n);
+    if (rc == ATS_STATUS_OK)
+        put(&w->line, text, n);
+    return finish_field(w, rc);
+}
+
+// The shortest of %.15g, %.16g, %.17g that reads back exactly (%.17g always does).
+// strfromd skips printf's format parsing, which costs as much as the conversion here.
 static void format_double(char *buf, size_t size, double v) {
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(buf, size, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v)
-            return;
-    }
+    strfromd(buf, size, "%.15g", v);
+    if (strtod(buf, NULL) == v)
+        return;
+    strfromd(buf, size, "%.16g", v);
+    if (strtod(buf, NULL) == v)
+        return;
+    strfromd(buf, size, "%.17g", v);
 }
 
 int ats_writer_double(struct ats_writer *w, const char *key, double v) {
@@ -120,118 +183,67 @@ int ats_writer_double(struct ats_writer *w, const char *key, double v) {
         strcpy(buf, "null");
     else
         strcpy(buf, isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
-    return add_field(w, key, dup_string(buf));
+    return put_text(w, key, buf);
 }
 
 int ats_writer_int(struct ats_writer *w, const char *key, int64_t v) {
     ATS_ASSERT(w && key);
     char buf[32];
     snprintf(buf, sizeof buf, "%lld", (long long)v);
-    return add_field(w, key, dup_string(buf));
-}
-
-// JSON string literal with quotes; control characters as \u00XX.
-static char *json_quote(const char *s) {
-    size_t n = strlen(s);
-    char *out = ats_malloc_array(6 * n + 3, 1);
-    if (!out)
-        return NULL;
-    char *o = out;
-    *o++ = '"';
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (*c == '"' || *c == '\\') {
-            *o++ = '\\';
-            *o++ = (char)*c;
-        } else if (*c == '\n') {
-            *o++ = '\\';
-            *o++ = 'n';
-        } else if (*c < 0x20) {
-            o += snprintf(o, 7, "\\u%04x", (unsigned)*c);
-        } else {
-            *o++ = (char)*c;
-        }
-    }
-    *o++ = '"';
-    *o = '\0';
-    return out;
-}
-
-// CSV field (RFC 4180): quoted when it holds a comma, quote or line break; quotes doubled.
-static char *csv_quote(const char *s) {
-    if (!strpbrk(s, ",\"\r\n"))
-        return dup_string(s);
-    size_t n = strlen(s);
-    char *out = ats_malloc_array(2 * n + 3, 1);
-    if (!out)
-        return NULL;
-    char *o = out;
-    *o++ = '"';
-    for (const char *c = s; *c; c++) {
-        if (*c == '"')
-            *o++ = '"';
-        *o++ = *c;
-    }
-    *o++ = '"';
-    *o = '\0';
-    return out;
+    return put_text(w, key, buf);
 }
 
 int ats_writer_string(struct ats_writer *w, const char *key, const char *v) {
     ATS_ASSERT(w && key && v);
-    return add_field(w, key, w->fmt == ATS_FORMAT_JSON ? json_quote(v) : csv_quote(v));
+    int rc = begin_field(w, key);
+    if (rc != ATS_STATUS_OK)
+        return rc;
+    rc = w->fmt == ATS_FORMAT_JSON ? put_json_string(&w->line, v) : put_csv_string(&w->line, v);
+    return finish_field(w, rc);
 }
 
-static int write_json(struct ats_writer *w) {
-    fputc('{', w->f);
-    for (int64_t i = 0; i < w->nfields; i++) {
-        char *k = json_quote(w->fields[i].key);
-        if (!k)
-            ATS_ERROR(ATS_STATUS_ENOMEM, "no memory for a key");
-        fprintf(w->f, "%s%s:%s", i ? "," : "", k, w->fields[i].text);
-        ats_free(k);
-    }
-    fputs("}\n", w->f);
-    return ATS_STATUS_OK;
-}
-
-static int write_csv(struct ats_writer *w) {
-    if (w->records == 0) {
-        w->header = ats_malloc_array((size_t)w->nfields, sizeof *w->header);
-        if (!w->header)
-            ATS_ERROR(ATS_STATUS_ENOMEM, "no memory for the CSV header");
-        for (int64_t i = 0; i < w->nfields; i++) {
-            char *k = csv_quote(w->fields[i].key);
-            w->header[i] = dup_string(w->fields[i].key);
-            if (!k || !w->header[i]) {
-                ats_free(k);
-                w->nheader = i + 1;
-                ATS_ERROR(ATS_STATUS_ENOMEM, "no memory for the CSV header");
-            }
-            fprintf(w->f, "%s%s", i ? "," : "", k);
-            ats_free(k);
-        }
-        w->nheader = w->nfields;
-        fputc('\n', w->f);
-    } else {
-        int same = w->nfields == w->nheader;
-        for (int64_t i = 0; same && i < w->nfields; i++)
-            same = strcmp(w->fields[i].key, w->header[i]) == 0;
-        if (!same)
+// The CSV header from the first record's keys; later records must match it.
+static int csv_header(struct ats_writer *w) {
+    if (w->records > 0) {
+        if (w->keys.len != w->header.len || memcmp(w->keys.p, w->header.p, w->keys.len) != 0)
             ATS_ERROR(ATS_STATUS_EINVAL, "CSV record %lld has other columns than the header",
                       (long long)w->records + 1);
+        return ATS_STATUS_OK;
     }
-    for (int64_t i = 0; i < w->nfields; i++)
-        fprintf(w->f, "%s%s", i ? "," : "", w->fields[i].text);
-    fputc('\n', w->f);
-    return ATS_STATUS_OK;
+    struct buf row = {0};
+    int rc = reserve(&w->header, w->keys.len);
+    if (rc != ATS_STATUS_OK)
+        return rc;
+    put(&w->header, w->keys.p, w->keys.len);
+    for (size_t off = 0; off < w->keys.len && rc == ATS_STATUS_OK; off += strlen(w->keys.p + off) + 1) {
+        if (off > 0 && (rc = reserve(&row, 1)) == ATS_STATUS_OK)
+            row.p[row.len++] = ',';
+        if (rc == ATS_STATUS_OK)
+            rc = put_csv_string(&row, w->keys.p + off);
+    }
+    if (rc == ATS_STATUS_OK) {
+        fwrite(row.p, 1, row.len, w->f);
+        fputc('\n', w->f);
+    }
+    ats_free(row.p);
+    return rc;
 }
 
 int ats_writer_end_record(struct ats_writer *w) {
     ATS_ASSERT(w);
     int rc = w->status;
-    if (rc == ATS_STATUS_OK)
-        rc = w->fmt == ATS_FORMAT_JSON ? write_json(w) : write_csv(w);
-    clear_fields(w);
+    if (rc == ATS_STATUS_OK && w->fmt == ATS_FORMAT_CSV)
+        rc = csv_header(w);
+    if (rc == ATS_STATUS_OK) {
+        if (w->fmt == ATS_FORMAT_JSON)
+            fputc('{', w->f);
+        if (w->line.len)
+            fwrite(w->line.p, 1, w->line.len, w->f);
+        fputs(w->fmt == ATS_FORMAT_JSON ? "}\n" : "\n", w->f);
+    }
+    w->line.len = 0;
+    w->keys.len = 0;
+    w->nfields = 0;
     w->status = ATS_STATUS_OK;
     if (rc != ATS_STATUS_OK)
         return rc;

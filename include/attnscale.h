@@ -218,6 +218,127 @@ struct ats_simplex {
 int ats_simplex_eval(struct ats_simplex *out, const struct ats_simplex_params *p);
 
 // ----------------------------------------------------------------------------
+// Production attention-scaling policies (THEORY.md section 5). A policy multiplies the
+// standard logit <q,k>/sqrt(d_h) by m, on all head dimensions or only on the rotary (or the
+// non-rotary) ones, and m is fixed by the configuration (static), depends on the query
+// position p (row) or on the current total length n (length).
+
+enum ats_policy_scope {
+    ATS_POLICY_SCOPE_ALL,       // every head dimension
+    ATS_POLICY_SCOPE_ROTARY,    // rotary dimensions only (cos/sin amplitude a: m = a^2)
+    ATS_POLICY_SCOPE_NONROTARY, // the pass-through dimensions only
+};
+
+enum ats_policy_dependence {
+    ATS_POLICY_STATIC, // the same at every position
+    ATS_POLICY_ROW,    // depends on the 0-based query position p
+    ATS_POLICY_LENGTH, // depends on the current total length n
+};
+
+// "all", "rotary", "nonrotary"; "static", "row", "length".
+const char *ats_policy_scope_name(enum ats_policy_scope s);
+const char *ats_policy_dependence_name(enum ats_policy_dependence d);
+
+// Policy parameters. NAN (or, for finetuned, -1) selects each policy's shipped default, so
+// one struct serves every policy. Names follow the CLI options of DESIGN.md.
+struct ats_policy_params {
+    double train_len;        // --train-len L: original / training / normalising length
+    double factor;           // --factor S: YaRN, LongRoPE, DeepSeek scale factor
+    double max_len;          // --max-len M: max_position_embeddings / deployment length
+    double mscale;           // --mscale C (YaRN, DeepSeek)
+    double mscale_all_dim;   // --mscale-all-dim C (YaRN, DeepSeek)
+    double attention_factor; // --attention-factor A (YaRN, DeepSeek)
+    int finetuned;           // --finetuned: dynamic YaRN starts at s = M/L (0, 1, or -1)
+    double floor_scale;      // --floor-scale F (Llama 4; Inkling's N_floor)
+    double attn_scale;       // --attn-scale A (Llama 4; Inkling's alpha)
+    double beta_slope;       // --beta-slope B (Mistral)
+    double temperature_len;  // --temperature-len T (Grok-2)
+    double slope;            // --slope S (SSMax)
+    double d;                // --d D (sphere-critical)
+};
+
+// Every field NAN, finetuned -1.
+struct ats_policy_params ats_policy_params_default(void);
+
+struct ats_policy_info {
+    const char *name;    // the CLI name ("qwen-logn")
+    const char *family;  // model family it ships in ("Qwen-7B/14B (logn_attn)")
+    const char *source;  // where the formula is taken from
+    const char *formula; // one line of text
+    enum ats_policy_scope scope;
+    enum ats_policy_dependence dependence;
+};
+
+// The registry: ids 0 .. ats_policy_count() - 1, in DESIGN.md's order.
+int64_t ats_policy_count(void);
+const struct ats_policy_info *ats_policy_get(int64_t id); // NULL outside the range
+int64_t ats_policy_find(const char *name);                // -1 when unknown
+
+struct ats_policy_value {
+    double multiplier; // m on the dimensions of its scope
+    double m_rot;      // resulting multiplier on rotary dimensions
+    double m_pass;     // resulting multiplier on non-rotary dimensions
+    enum ats_policy_scope scope;
+    enum ats_policy_dependence dependence;
+    int extrapolated;  // 1 when evaluated beyond the source's reference table (Qwen p > 32766)
+};
+
+// Multiplier of policy id for the query at 0-based position pos in a sequence of total
+// length n (pos < n; row policies use pos, length policies n). Returns ATS_STATUS_EINVAL for
+// an unknown id, ATS_STATUS_EDOM for pos < 0, n < pos + 1 or a parameter outside the
+// policy's domain (named through the error handler).
+int ats_policy_eval(struct ats_policy_value *out, int64_t id, const struct ats_policy_params *p,
+                    int64_t pos, int64_t n);
+
+// Composes policies multiplicatively per scope: acc->m_rot *= v->m_rot, acc->m_pass *=
+// v->m_pass; start from ats_policy_identity().
+struct ats_policy_value ats_policy_identity(void);
+void ats_policy_combine(struct ats_policy_value *acc, const struct ats_policy_value *v);
+
+// ----------------------------------------------------------------------------
+// Arrays from files: NumPy .npy (version 1-3, C order, little- or big-endian float16,
+// float32, float64) and safetensors (F16, BF16, F32, F64, one named tensor). The file is
+// memory-mapped and read a block of rows at a time, so arrays larger than memory work; pages
+// already read are released.
+
+enum ats_dtype { ATS_DTYPE_F16, ATS_DTYPE_BF16, ATS_DTYPE_F32, ATS_DTYPE_F64 };
+
+// "float16", "bfloat16", "float32", "float64".
+const char *ats_dtype_name(enum ats_dtype t);
+
+struct ats_array;
+
+// Opens and validates path (header, dtype, shape, size against the file length). Errors:
+// ATS_STATUS_EIO (cannot open/map), ATS_STATUS_EINVAL (malformed header, Fortran order,
+// object arrays, a size that does not match the file), ATS_STATUS_EUNSUP (another dtype),
+// each with a reason through the error handler.
+int ats_npy_open(struct ats_array **a, const char *path);
+
+// Opens tensor name of a safetensors file; ATS_STATUS_EINVAL names the tensors present when
+// name is not one of them.
+int ats_safetensors_open(struct ats_array **a, const char *path, const char *name);
+
+void ats_array_close(struct ats_array *a);
+
+int ats_array_ndim(const struct ats_array *a);
+int64_t ats_array_dim(const struct ats_array *a, int axis); // 1 for axis >= ndim
+enum ats_dtype ats_array_dtype(const struct ats_array *a);
+
+// Rows of the array seen as 2-D (rows = product of all but the last dimension, cols = the last
+// dimension; a 1-D array is one row): rows [row0, row0 + nrows) converted to double into
+// out: (nrows, cols) row-major. Values are converted exactly (NaN and Inf pass through: the
+// caller decides). Returns ATS_STATUS_EDOM for a range outside the array.
+int64_t ats_array_rows(const struct ats_array *a);
+int64_t ats_array_cols(const struct ats_array *a);
+int ats_array_read_rows(double *out, const struct ats_array *a, int64_t row0, int64_t nrows);
+
+// Writes data: (rows, cols) row-major doubles as a C-order .npy of dtype t (float16 rounds to
+// nearest even); ndim 1 writes shape (cols,) with rows == 1. Returns ATS_STATUS_EIO on a write
+// failure.
+int ats_npy_write(const char *path, const double *data, int64_t rows, int64_t cols, int ndim,
+                  enum ats_dtype t);
+
+// ----------------------------------------------------------------------------
 // Figures through cairo: PNG, SVG or PDF chosen by the file name's extension (.png .svg
 // .pdf). Always write the data as CSV beside a figure: the figure is for eyes, the CSV for
 // re-plotting.

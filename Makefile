@@ -35,14 +35,14 @@ BLAS_INC  := $(shell pkg-config --cflags-only-I openblas 2>/dev/null)
 CAIRO_INC := $(shell pkg-config --cflags-only-I cairo 2>/dev/null)
 ALL_CPPFLAGS := -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L $(BLAS_INC) $(CAIRO_INC) $(CPPFLAGS)
 ALL_CFLAGS   := $(WARN) $(OMPFLAGS) $(CFLAGS)
-LIBS         := -lcairo -lopenblas -lm $(LDLIBS)
+LIBS         := -lcairo -lcjson -lopenblas -lm $(LDLIBS)
 # binary128 (gcc's libquadmath, x86) gives the simplex tests a reference beyond long double.
 QUAD_OK      := $(shell printf '__float128 x; int main(void){return 0;}' | $(CC) -x c - -lquadmath -o /dev/null 2>/dev/null && echo 1)
 ifeq ($(QUAD_OK),1)
 TEST_DEFS    := -DATS_HAVE_QUADMATH
 TEST_QUAD    := -lquadmath
 endif
-TEST_LIBS    := -lcjson $(LIBS) $(TEST_QUAD)
+TEST_LIBS    := $(LIBS) $(TEST_QUAD)
 
 LIB_SRC  := $(sort $(wildcard src/*/*.c src/*/*/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)

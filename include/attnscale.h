@@ -130,9 +130,14 @@ int ats_writer_double(struct ats_writer *w, const char *key, double v);
 int ats_writer_int(struct ats_writer *w, const char *key, int64_t v);
 int ats_writer_string(struct ats_writer *w, const char *key, const char *v);
 
-// Emits the record and starts a new one. For CSV every record must have the keys of the first
-// one in the same order (ATS_STATUS_EINVAL otherwise). Returns ATS_STATUS_EIO if the stream
-// reports a write error.
+// CSV only (a no-op for JSON): fixes the columns before the first record, so records of
+// several kinds can share one file; a record's missing columns are left empty. Without it the
+// first record's keys are the columns. Returns ATS_STATUS_EINVAL after the first record.
+int ats_writer_csv_columns(struct ats_writer *w, const char *const *keys, int64_t count);
+
+// Emits the record and starts a new one. For CSV every key of the record must be a column
+// (ATS_STATUS_EINVAL otherwise, and nothing of the record is written). Returns
+// ATS_STATUS_EIO if the stream reports a write error.
 int ats_writer_end_record(struct ats_writer *w);
 
 // ----------------------------------------------------------------------------

@@ -65,6 +65,23 @@ static int two_records_differ(struct ats_writer *w) {
     return rc ? rc : ats_writer_end_record(w);
 }
 
+static int declared_columns(struct ats_writer *w) {
+    const char *cols[] = {"record", "a", "b", "c"};
+    int rc = ats_writer_csv_columns(w, cols, 4);
+    ats_writer_string(w, "record", "row");
+    ats_writer_int(w, "a", 1);
+    ats_writer_int(w, "b", 2);
+    rc = rc ? rc : ats_writer_end_record(w);
+    ats_writer_string(w, "record", "summary");
+    ats_writer_double(w, "c", 0.5);
+    rc = rc ? rc : ats_writer_end_record(w);
+    ats_writer_string(w, "record", "bad");
+    ats_writer_int(w, "z", 3);
+    int bad = ats_writer_end_record(w);
+    int late = ats_writer_csv_columns(w, cols, 4);
+    return rc ? rc : bad == ATS_STATUS_EINVAL && late == ATS_STATUS_EINVAL ? 0 : -1;
+}
+
 int main(void) {
     int rc;
     char *json = capture(ATS_FORMAT_JSON, write_values, &rc);
@@ -114,6 +131,18 @@ int main(void) {
     json = capture(ATS_FORMAT_JSON, two_records_differ, &rc);
     ATS_CHECK(rc == ATS_STATUS_OK && strcmp(json, "{\"a\":1}\n{\"b\":2}\n") == 0,
               "JSON records may differ in keys");
+    free(json);
+
+    csv = capture(ATS_FORMAT_CSV, declared_columns, &rc);
+    ATS_CHECK(rc == ATS_STATUS_OK && strcmp(csv, "record,a,b,c\nrow,1,2,\nsummary,,,0.5\n") == 0,
+              "CSV: declared columns, empty cells for missing keys, an unknown key refused "
+              "without output, no declaration after the first record: %s",
+              csv);
+    free(csv);
+    json = capture(ATS_FORMAT_JSON, declared_columns, &rc);
+    const char *first = "{\"record\":\"row\",\"a\":1,\"b\":2}\n";
+    ATS_CHECK(rc == -1 && strncmp(json, first, strlen(first)) == 0,
+              "JSON ignores column declarations");
     free(json);
 
     // A write error on the stream is reported.

@@ -1,8 +1,9 @@
 /*
  * writer.c: JSON Lines and CSV record writers (DESIGN.md CLI contract).
  *
- * A record is rendered field by field into a line buffer and written whole by end_record, so a
- * CSV header can be taken from the first record and every later record checked against it.
+ * A record is rendered field by field into a line buffer and written whole by end_record. CSV
+ * columns are declared up front (ats_writer_csv_columns) or taken from the first record; every
+ * record's keys must be columns, and a column a record lacks is left empty.
  * The keys of the record are kept apart ("k1\0k2\0...") for that check. Both buffers grow to
  * the size of one record and are reused, so writing costs no allocation per record.
  * Doubles are printed in the shortest form that reads back to the same double (%.15g, then
@@ -21,12 +22,20 @@ struct buf {
     size_t len, cap;
 };
 
+struct span {
+    size_t off, len; // a field's rendered value inside line (CSV)
+};
+
 struct ats_writer {
     FILE *f;
     enum ats_format fmt;
-    struct buf line;   // the record as it will be written, without the closing "}\n" or "\n"
+    struct buf line;   // JSON: the record as it will be written, without the closing "}\n";
+                       // CSV: the values one after another (spans say where)
     struct buf keys;   // this record's keys, each NUL-terminated
-    struct buf header; // CSV: the first record's keys, the same way
+    struct buf header; // CSV: the columns (declared, or the first record's keys), the same way
+    int header_done;   // CSV: the header row has been written
+    struct span *spans;
+    int64_t nspans_cap;
     int64_t nfields;
     int64_t records;
     int status; // first failure while building the record, returned by end_record
@@ -52,6 +61,7 @@ void ats_writer_free(struct ats_writer *w) {
     ats_free(w->line.p);
     ats_free(w->keys.p);
     ats_free(w->header.p);
+    ats_free(w->spans);
     ats_free(w);
 }
 
@@ -129,14 +139,27 @@ static int begin_field(struct ats_writer *w, const char *key) {
     int rc = reserve(&w->keys, klen);
     if (rc == ATS_STATUS_OK)
         rc = reserve(&w->line, 2);
+    if (rc == ATS_STATUS_OK && w->fmt == ATS_FORMAT_CSV && w->nfields == w->nspans_cap) {
+        int64_t cap = w->nspans_cap ? 2 * w->nspans_cap : 32;
+        struct span *sp = ats_realloc_array(w->spans, (size_t)cap, sizeof *sp);
+        if (!sp) {
+            rc = ATS_STATUS_ENOMEM;
+            ats_error(__FILE__, __LINE__, rc, "no memory for %lld fields", (long long)cap);
+        } else {
+            w->spans = sp;
+            w->nspans_cap = cap;
+        }
+    }
     if (rc == ATS_STATUS_OK) {
         put(&w->keys, key, klen);
-        if (w->nfields > 0)
-            w->line.p[w->line.len++] = ',';
         if (w->fmt == ATS_FORMAT_JSON) {
+            if (w->nfields > 0)
+                w->line.p[w->line.len++] = ',';
             rc = put_json_string(&w->line, key);
             if (rc == ATS_STATUS_OK && (rc = reserve(&w->line, 1)) == ATS_STATUS_OK)
                 w->line.p[w->line.len++] = ':';
+        } else {
+            w->spans[w->nfields] = (struct span){w->line.len, 0};
         }
     }
     w->nfields++;
@@ -146,6 +169,10 @@ static int begin_field(struct ats_writer *w, const char *key) {
 }
 
 static int finish_field(struct ats_writer *w, int rc) {
+    if (rc == ATS_STATUS_OK && w->fmt == ATS_FORMAT_CSV) {
+        struct span *sp = &w->spans[w->nfields - 1];
+        sp->len = w->line.len - sp->off;
+    }
     if (rc != ATS_STATUS_OK && w->status == ATS_STATUS_OK)
         w->status = rc;
     return rc;
@@ -202,44 +229,97 @@ int ats_writer_string(struct ats_writer *w, const char *key, const char *v) {
     return finish_field(w, rc);
 }
 
-// The CSV header from the first record's keys; later records must match it.
-static int csv_header(struct ats_writer *w) {
-    if (w->records > 0) {
-        if (w->keys.len != w->header.len || memcmp(w->keys.p, w->header.p, w->keys.len) != 0)
-            ATS_ERROR(ATS_STATUS_EINVAL, "CSV record %lld has other columns than the header",
-                      (long long)w->records + 1);
+int ats_writer_csv_columns(struct ats_writer *w, const char *const *keys, int64_t count) {
+    ATS_ASSERT(w && (keys || count == 0));
+    if (w->fmt != ATS_FORMAT_CSV)
         return ATS_STATUS_OK;
+    if (w->header_done || w->header.len)
+        ATS_ERROR(ATS_STATUS_EINVAL, "CSV columns must be declared before the first record");
+    for (int64_t i = 0; i < count; i++) {
+        size_t klen = strlen(keys[i]) + 1;
+        int rc = reserve(&w->header, klen);
+        if (rc != ATS_STATUS_OK)
+            return rc;
+        put(&w->header, keys[i], klen);
+    }
+    return ATS_STATUS_OK;
+}
+
+// Writes the header row once: the declared columns, else the first record's keys.
+static int csv_header(struct ats_writer *w) {
+    if (w->header_done)
+        return ATS_STATUS_OK;
+    int rc;
+    if (!w->header.len) {
+        if ((rc = reserve(&w->header, w->keys.len)) != ATS_STATUS_OK)
+            return rc;
+        put(&w->header, w->keys.p, w->keys.len);
     }
     struct buf row = {0};
-    int rc = reserve(&w->header, w->keys.len);
-    if (rc != ATS_STATUS_OK)
-        return rc;
-    put(&w->header, w->keys.p, w->keys.len);
-    for (size_t off = 0; off < w->keys.len && rc == ATS_STATUS_OK; off += strlen(w->keys.p + off) + 1) {
+    rc = ATS_STATUS_OK;
+    for (size_t off = 0; off < w->header.len && rc == ATS_STATUS_OK;
+         off += strlen(w->header.p + off) + 1) {
         if (off > 0 && (rc = reserve(&row, 1)) == ATS_STATUS_OK)
             row.p[row.len++] = ',';
         if (rc == ATS_STATUS_OK)
-            rc = put_csv_string(&row, w->keys.p + off);
+            rc = put_csv_string(&row, w->header.p + off);
     }
     if (rc == ATS_STATUS_OK) {
         fwrite(row.p, 1, row.len, w->f);
         fputc('\n', w->f);
+        w->header_done = 1;
     }
     ats_free(row.p);
     return rc;
 }
 
+// One CSV row: each column's value from the record, empty where the record lacks it (every
+// key of the record is a column: csv_check ran first).
+static void csv_row(struct ats_writer *w) {
+    int64_t col = 0;
+    for (size_t off = 0; off < w->header.len; off += strlen(w->header.p + off) + 1, col++) {
+        if (col > 0)
+            fputc(',', w->f);
+        const char *name = w->header.p + off;
+        size_t koff = 0;
+        for (int64_t i = 0; i < w->nfields; i++, koff += strlen(w->keys.p + koff) + 1) {
+            if (strcmp(w->keys.p + koff, name) == 0) {
+                fwrite(w->line.p + w->spans[i].off, 1, w->spans[i].len, w->f);
+                break;
+            }
+        }
+    }
+    fputc('\n', w->f);
+}
+
+// A CSV record's keys must all be columns; checked before anything of it is written.
+static int csv_check(const struct ats_writer *w) {
+    size_t koff = 0;
+    for (int64_t i = 0; i < w->nfields; i++, koff += strlen(w->keys.p + koff) + 1) {
+        int found = 0;
+        for (size_t off = 0; off < w->header.len && !found; off += strlen(w->header.p + off) + 1)
+            found = strcmp(w->keys.p + koff, w->header.p + off) == 0;
+        if (!found)
+            ATS_ERROR(ATS_STATUS_EINVAL, "CSV record %lld: '%s' is not a column",
+                      (long long)w->records + 1, w->keys.p + koff);
+    }
+    return ATS_STATUS_OK;
+}
+
 int ats_writer_end_record(struct ats_writer *w) {
     ATS_ASSERT(w);
     int rc = w->status;
-    if (rc == ATS_STATUS_OK && w->fmt == ATS_FORMAT_CSV)
+    if (rc == ATS_STATUS_OK && w->fmt == ATS_FORMAT_CSV) {
         rc = csv_header(w);
-    if (rc == ATS_STATUS_OK) {
-        if (w->fmt == ATS_FORMAT_JSON)
-            fputc('{', w->f);
+        if (rc == ATS_STATUS_OK)
+            rc = csv_check(w);
+        if (rc == ATS_STATUS_OK)
+            csv_row(w);
+    } else if (rc == ATS_STATUS_OK) {
+        fputc('{', w->f);
         if (w->line.len)
             fwrite(w->line.p, 1, w->line.len, w->f);
-        fputs(w->fmt == ATS_FORMAT_JSON ? "}\n" : "\n", w->f);
+        fputs("}\n", w->f);
     }
     w->line.len = 0;
     w->keys.len = 0;

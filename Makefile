@@ -56,6 +56,7 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 # Debian packages the build and the tests need (the set-up contract of DESIGN.md).
 DEB_PKGS := make gcc pkg-config libopenblas-dev libcairo2-dev libcjson-dev fonts-dejavu-core
 FUZZ_PKGS := clang libclang-rt-14-dev
+BENCH_PKGS := python3-numpy
 
 .PHONY: all lib cli deps run test check test-long bench fuzz format clean tests
 all: lib cli
@@ -117,8 +118,10 @@ test-long: deps
 	@ATS_TEST_LONG=1 sh tests/run.sh $(BUILD)
 
 bench: deps
+	@PKGS="$(BENCH_PKGS)" sh scripts/deps.sh
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do $$b || exit 1; done
+	@sh bench/compare.sh $(BUILD)
 
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_SECONDS ?= 60

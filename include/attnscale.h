@@ -45,6 +45,9 @@ extern "C" {
 
 #define ATS_VERSION "0.1.0"
 
+// Largest integer every count (n, d, ...) may take: 2^53, where doubles stop being exact.
+#define ATS_INT_EXACT_MAX 9007199254740992LL
+
 // ----------------------------------------------------------------------------
 // Status codes and errors
 
@@ -76,7 +79,8 @@ const char *ats_build_info(void);
 
 // ----------------------------------------------------------------------------
 // Numeric option values: "x", "a,b,c" or "lo:hi:k" (k evenly spaced values, both ends
-// included). Every value must be finite and lie in a domain.
+// included). Every value must be finite and lie in a domain. The parser and the writers use
+// the C locale's decimal point whatever LC_NUMERIC says.
 
 // Largest number of values one text may expand to.
 #define ATS_VALUES_MAX 10000000
@@ -85,7 +89,8 @@ struct ats_domain {
     double lo, hi;   // bounds (use -HUGE_VAL / HUGE_VAL for none)
     int lo_open;     // 1: lo itself is excluded
     int hi_open;     // 1: hi itself is excluded
-    int integer;     // 1: every value must be an integer (|v| <= 2^53)
+    int integer;     // 1: every value must be an integer (|v| <= ATS_INT_EXACT_MAX), written
+                     // exactly (no rounding to the nearest double)
 };
 
 struct ats_values {
@@ -115,7 +120,7 @@ void ats_values_clear(struct ats_values *v);
 // Record writers: JSON Lines (one object per line) or CSV (header row from the first
 // record). A record is built key by key and emitted by ats_writer_end_record.
 // Non-finite doubles are written as null in JSON and as inf, -inf or nan in CSV.
-// Doubles use the shortest decimal form that reads back to the same double.
+// Doubles use the fewest of 15, 16 or 17 significant digits that read back to the same double.
 
 enum ats_format { ATS_FORMAT_JSON, ATS_FORMAT_CSV };
 
@@ -301,6 +306,79 @@ struct ats_policy_value ats_policy_identity(void);
 void ats_policy_combine(struct ats_policy_value *acc, const struct ats_policy_value *v);
 
 // ----------------------------------------------------------------------------
+// The gap-counting diagnostic of one row of attention logits (THEORY.md section 4).
+// Gaps D_j = s_max - s_j sorted ascending, D_(1) = 0 the maximum itself.
+
+struct ats_row_stats {
+    int64_t n;           // logits in the row
+    double beta_hat;     // accumulation scale max_{k >= 2} log k / D_(k); +inf on a tie at the
+                         // maximum; NAN for n < 2
+    double beta_hat_k10; // the same over k >= 10 (robust); NAN for n < 10
+    double beta_half;    // root of sum_{j != argmax} exp(-beta D_j) = 1 (max weight 1/2);
+                         // 0 when n <= 2, +inf when another logit ties the maximum
+    double entropy;      // of the softmax at the applied beta (nats)
+    double w1;           // largest weight at the applied beta
+    double beta;         // the applied beta
+    double ratio;        // beta / beta_hat_k10 (NAN when beta_hat_k10 is)
+    int regime;          // enum ats_regime by ratio and window (THEORY.md 4.2), -1 when the
+                         // ratio is NAN (too few logits)
+};
+
+// Doubles of workspace ats_row_stats needs for a row of n logits.
+int64_t ats_row_stats_workspace(int64_t n);
+
+// Statistics of the row s: (n,) at inverse temperature beta >= 0 with regime window w > 1
+// (subcritical below ratio 1/w, supercritical above w). ws: ats_row_stats_workspace(n)
+// doubles. s must be finite (the caller names a bad row and column). Returns ATS_STATUS_EDOM
+// for n < 1, a non-finite logit, beta < 0 or w <= 1.
+int ats_row_stats(struct ats_row_stats *out, const double *s, int64_t n, double beta, double w,
+                  double *ws);
+
+// The same row at another beta: only entropy, w1, beta, ratio and regime change. s and ws as
+// left by ats_row_stats (the sorted gaps are kept in ws).
+int ats_row_stats_rebeta(struct ats_row_stats *out, int64_t n, double beta, double w,
+                         const double *ws);
+
+// Least-squares fits of the accumulation scale against n (THEORY.md 4.4) over length buckets
+// (the median beta_hat_k10 of the rows in each bucket).
+struct ats_fit {
+    double slope, intercept; // of the fit's own line (see below)
+    double r2;               // coefficient of determination on the fit's own scale
+    double resid_sd;         // residual standard deviation on the fit's own scale
+    double log_rmse;         // RMS error of log beta_hat (comparable across laws); NAN when a
+                             // prediction is <= 0
+};
+
+struct ats_law_fits {
+    int64_t buckets;     // length buckets with a finite median
+    double n_min, n_max; // range of the bucket lengths
+    struct ats_fit log_law; // beta_hat = slope log n + intercept
+    struct ats_fit polylog; // log beta_hat = xi log log n + c  (slope = xi)
+    struct ats_fit power;   // log beta_hat = e log n + c       (slope = e = 2/alpha)
+    const char *best;       // "log", "polylog" or "power": the smallest log_rmse
+};
+
+// Buckets: lengths within a factor 2^(1/4) share one (exact lengths when few distinct).
+// Fits need at least 3 buckets with a finite median beta_hat and n >= 3 (ATS_STATUS_EDOM
+// otherwise, with the reason). bucket_n, bucket_beta: caller arrays of count entries that
+// receive the bucket medians (may be NULL).
+int ats_fit_laws(struct ats_law_fits *out, double *bucket_n, double *bucket_beta,
+                 const double *n, const double *beta_hat, int64_t count);
+
+// THEORY.md 4.5: for policy id at the last row of each bucket length n_b, the least-squares
+// slope of log(beta m(n_b)/beta_hat(n_b)) against log n_b (0 keeps rows critical) and the
+// ratio beta m / beta_hat at the largest n, with beta_hat(n) from the best fit.
+struct ats_policy_rank {
+    int64_t id;
+    double slope;
+    double ratio_at_max;
+};
+
+int ats_rank_policy(struct ats_policy_rank *out, int64_t id, const struct ats_policy_params *p,
+                    const struct ats_law_fits *fits, const double *bucket_n, int64_t nb,
+                    double beta);
+
+// ----------------------------------------------------------------------------
 // Arrays from files: NumPy .npy (version 1-3, C order, little- or big-endian float16,
 // float32, float64) and safetensors (F16, BF16, F32, F64, one named tensor). The file is
 // memory-mapped and read a block of rows at a time, so arrays larger than memory work; pages
@@ -367,6 +445,10 @@ struct ats_plot_series {
     int dashed;           // 1: dashed line
     int color;            // index into the colour cycle; -1: black
 };
+
+// ATS_STATUS_OK when path ends in .png, .svg or .pdf, else ATS_STATUS_EINVAL (checks a
+// figure's name before any work is done).
+int ats_plot_check_path(const char *path);
 
 // Line plot of ns series. Returns ATS_STATUS_EINVAL (unknown extension, no data, n < 0),
 // ATS_STATUS_EDOM (an empty or non-finite axis range) or ATS_STATUS_EIO (cairo could not

@@ -212,15 +212,51 @@ int main(void) {
         remove(png);
         run_free(&r);
     }
-    expect_usage("simplex --n 64,128 --rho 0.1:0.9:5 --gamma 0:4:9 --plot x.png", "--plot",
-                 "one value of --n");
-    expect_usage("simplex --n 64 --rho 0.5 --gamma 1 --plot x.png", "--plot", "several");
-    expect_usage("simplex --n 64 --rho 0.5 --gamma 3,2,1 --plot x.png", "--plot", "increasing");
-    expect_usage("simplex --n 64 --rho 0.5 --gamma 1 --metric entropy", "--metric", "'entropy'");
     {
-        struct run r = run("simplex --n 64 --rho 0.5 --gamma 0:1:3 --plot /tmp/x.jpg");
-        ATS_CHECK(r.status == 1 && strstr(r.err, ".png, .svg or .pdf"),
-                  "--plot with an unknown extension -> exit 1 saying which are known (%s)", r.err);
+        // Figure misuse is a usage error found before anything is computed or written.
+        char args[600];
+        snprintf(args, sizeof args,
+                 "simplex --n 64,128 --rho 0.1:0.9:5 --gamma 0:4:9 --plot %s/x.png", tmpdir);
+        expect_usage(args, "--plot", "one value of --n");
+        snprintf(args, sizeof args, "simplex --n 64 --rho 0.5 --gamma 1 --plot %s/x.png", tmpdir);
+        expect_usage(args, "--plot", "several");
+        snprintf(args, sizeof args, "simplex --n 64 --rho 0.5 --gamma 3,2,1 --plot %s/x.png",
+                 tmpdir);
+        expect_usage(args, "--plot", "increasing");
+        snprintf(args, sizeof args, "simplex --n 64 --rho 0.5 --gamma 0:1:3 --plot %s/x.jpg",
+                 tmpdir);
+        expect_usage(args, "--plot", ".png, .svg or .pdf");
+        snprintf(args, sizeof args,
+                 "simplex --n 2:65537:65536 --d 2:65537:65536 --alpha 0:65535:65536 "
+                 "--q 1:16384:16384 --rho 0.5 --gamma 0:3:4 --plot %s/x.png",
+                 tmpdir);
+        expect_usage(args, "--plot", "10^8");
+        snprintf(args, sizeof args, "%s/x.png", tmpdir);
+        ATS_CHECK(access(args, F_OK) != 0, "no figure written by a refused command");
+    }
+    expect_usage("simplex --n 64 --rho 0.5 --gamma 1 --metric entropy", "--metric", "'entropy'");
+    expect_usage("simplex --n 64 --rho 0.5 --gamma 1 --metric eta", "--metric", "--plot");
+    expect_usage("simplex --n 64 --rho 0.5 --gamma 1 --plot", "--plot", "needs a value");
+    expect_usage("simplex --n 64 --rho 0.5 --gamma 1 --output", "--output", "needs a value");
+    expect_usage("simplex --n 64 --rho 0.5 --gamma 1 --output ''", "--output", "empty");
+    expect_usage("simplex --n 64 --rho 0.5 --gamma 2 -xq", "unknown option '-x'", NULL);
+    expect_usage("simplex --n 64 --rho 0.5 --gamma 1 --d 12.5", "--d", "integer");
+    expect_usage("simplex --n 64 --rho 0.5 --gamma 1 --d 1e300", "--d", "[2, 2^53]");
+    expect_usage("simplex --n 9007199254740993 --rho 0.5 --gamma 1", "--n", "2^53");
+    expect_usage("simplex --n 64 --rho 0.5 --gamma 1 --alpha -1", "--alpha", ">= 0");
+    expect_usage("simplex --n 64 --rho 0.5 --gamma 1 --alpha x", "--alpha", "not a number");
+    expect_usage("simplex --n 64 --rho 0.5 --gamma 1 --q -2", "--q", "> 0");
+    expect_usage("simplex --n 64 --rho 0.5 --gamma 1 --q two", "--q", "not a number");
+    expect_usage("simplex --n 64 --rho 0.5 --beta abc", "--beta", "not a number");
+    expect_usage("simplex --n 64 --rho 0.5 --beta 1e999", "--beta", "overflows");
+    expect_usage("simplex --n 64 --rho 0.5 --gamma -1e-400", "--gamma", "underflows");
+    expect_usage("simplex --n 64 --rho 0.5 --gamma 1 --seed -1", "--seed", "[0, 2^53]");
+    expect_usage("simplex --n 64 --rho 0.5 --gamma 1 --seed 1,2", "--seed", "one value");
+    expect_usage("simplex --n 64 --rho 0.5 --gamma 1 --threads 0", "--threads", "[1, 4096]");
+    {
+        struct run r = run("simplex --n 64 --rho -0 --gamma 1 --seed 7 --threads 2");
+        ATS_CHECK(r.status == 0 && strstr(r.out, "\"rho\":0,") && !strstr(r.out, "-0"),
+                  "-0 is echoed as 0; --seed and --threads accepted: %s", r.out);
         run_free(&r);
     }
 

@@ -68,7 +68,7 @@ static void simplex_tokens(long double *x, int64_t n, int64_t d, long double rho
 // eta from the general-token Jacobian-block formula for row 0 (all rows are equivalent).
 
 struct brute {
-    long double a_self, rho_out, lambda, eta;
+    long double a_self, rho_out, lambda, eta, b_other, q_out;
 };
 
 // <u, v>/(|u||v|), accurate near 0 (rho' of orthogonal-ish outputs).
@@ -162,7 +162,11 @@ static struct brute brute_full(struct tokens *t, long double beta, long double a
     int64_t n = t->n, d = t->d;
     ats_ref_attn_row(t->out, t->x, n, d, 0, beta, t->ws);
     b.a_self = t->out[0];
+    b.b_other = t->out[n - 1];
     ats_ref_layer_forward(t->out, t->x, n, d, beta, alpha, t->ws);
+    b.q_out = 0;
+    for (int64_t k = 0; k < d; k++)
+        b.q_out += t->out[k] * t->out[k];
     long double sum = 0, sum_cos = 0, lo = HUGE_VALL, hi = -HUGE_VALL;
     for (int64_t i = 0; i < n; i++)
         for (int64_t j = i + 1; j < n; j++) {
@@ -183,6 +187,17 @@ static struct brute brute_full(struct tokens *t, long double beta, long double a
     return b;
 }
 
+// ats_simplex_eval that must succeed: a failure is reported and leaves NaN everywhere, so the
+// comparisons that follow fail too.
+static void eval_ok(struct ats_simplex *s, const struct ats_simplex_params *p) {
+    int rc = ats_simplex_eval(s, p);
+    if (rc != ATS_STATUS_OK) {
+        ATS_CHECK(0, "ats_simplex_eval(n = %lld, rho = %g) failed: %s", (long long)p->n, p->rho,
+                  ats_strerror(rc));
+        *s = (struct ats_simplex){NAN, NAN, NAN, NAN, -1, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN};
+    }
+}
+
 static struct ats_simplex eval_beta(int64_t n, int64_t d, double rho, double beta, double alpha,
                                     double q) {
     struct ats_simplex_params p = ats_simplex_params_default();
@@ -193,10 +208,7 @@ static struct ats_simplex eval_beta(int64_t n, int64_t d, double rho, double bet
     p.alpha = alpha;
     p.q = q;
     struct ats_simplex s;
-    memset(&s, 0, sizeof s);
-    int rc = ats_simplex_eval(&s, &p);
-    if (rc != ATS_STATUS_OK)
-        ATS_CHECK(0, "ats_simplex_eval failed: %s", ats_strerror(rc));
+    eval_ok(&s, &p);
     return s;
 }
 
@@ -212,7 +224,7 @@ static void test_small_brute(void) {
     const double alphas[] = {0, 0.7};
     const double qs[] = {1, 2.385};
     int worst_case = 0;
-    double worst[4] = {0, 0, 0, 0};
+    double worst[6] = {0, 0, 0, 0, 0, 0};
     for (int in = 0; in < nn; in++)
         for (int64_t extra = 1; extra <= 4; extra += 3)
             for (int ir = 0; ir < 4; ir++)
@@ -226,9 +238,11 @@ static void test_small_brute(void) {
                             struct ats_simplex s = eval_beta(n, d, rhos[ir], beta, alpha, qs[iq]);
                             long double blocks, spread;
                             struct brute b = brute_full(&t, beta, alpha, &blocks, &spread);
-                            double got[4] = {s.a_self, s.rho_out, s.lambda, s.eta};
-                            long double ref[4] = {b.a_self, b.rho_out, b.lambda, blocks};
-                            for (int k = 0; k < 4; k++) {
+                            double got[6] = {s.a_self, s.rho_out, s.lambda, s.eta, s.b_other,
+                                             s.q_out};
+                            long double ref[6] = {b.a_self, b.rho_out, b.lambda,
+                                                  blocks,   b.b_other, b.q_out};
+                            for (int k = 0; k < 6; k++) {
                                 double rel = ref[k] != 0 ? (double)fabsl((got[k] - ref[k]) / ref[k])
                                                          : fabs(got[k]);
                                 if (rel > worst[k])
@@ -261,9 +275,10 @@ static void test_small_brute(void) {
                     tokens_clear(&t);
                 }
     ATS_CHECK(worst_case == 0,
-              "%d sizes x 2 d x 4 rho x 2 q x 4 beta x 2 alpha: a_self, rho', lambda, eta "
-              "within %g of the brute-force layer (worst %.2g %.2g %.2g %.2g)",
-              nn, RTOL, worst[0], worst[1], worst[2], worst[3]);
+              "%d sizes x 2 d x 4 rho x 2 q x 4 beta x 2 alpha: a_self, rho', lambda, eta, "
+              "b_other, q' within %g of the brute-force layer (worst %.2g %.2g %.2g %.2g %.2g "
+              "%.2g)",
+              nn, RTOL, worst[0], worst[1], worst[2], worst[3], worst[4], worst[5]);
 }
 
 // ---------------------------------------------------------------------------
@@ -331,7 +346,7 @@ static void test_cli_n1024(void) {
         pp.scale = ATS_SCALE_GAMMA;
         pp.gamma = gamma;
         struct ats_simplex s;
-        ats_simplex_eval(&s, &pp);
+        eval_ok(&s, &pp);
         double got[4] = {s.a_self, s.rho_out, s.lambda, s.eta};
         long double ref[4] = {b.a_self, b.rho_out, b.lambda, b.eta};
         for (int k = 0; k < 4; k++) {
@@ -394,7 +409,7 @@ static void test_huge_n_quad(void) {
                     p.scale = ATS_SCALE_GAMMA;
                     p.gamma = kappas[ik] / (1 - rhos[ir]);
                     struct ats_simplex s;
-                    ats_simplex_eval(&s, &p);
+                    eval_ok(&s, &p);
                     quad ref[4];
                     quad_literal(ref, (quad)p.n, (quad)p.d, (quad)p.rho,
                                  (quad)p.gamma * logq((quad)p.n), (quad)p.alpha, (quad)p.q);
@@ -462,7 +477,7 @@ static void test_theory_table(void) {
             p.scale = ATS_SCALE_GAMMA;
             p.gamma = mult / (1 - rhos[r]);
             struct ats_simplex x;
-            ats_simplex_eval(&x, &p);
+            eval_ok(&x, &p);
             ATS_CHECK_CLOSE(x.a_self, a_ref[g], 5.1e-9, 0, "n=1024 a at %g gamma_c, rho %g", mult,
                             rhos[r]);
             int row = r == 0 ? 3 : r == 2 ? 4 : 0;
@@ -473,7 +488,7 @@ static void test_theory_table(void) {
                                 mult);
                 ATS_CHECK_CLOSE(x.eta, table[2][g], 5.1e-9, 0, "n=1024 eta at %g gamma_c", mult);
                 p.alpha = 0.5;
-                ats_simplex_eval(&x, &p);
+                eval_ok(&x, &p);
                 ATS_CHECK_CLOSE(x.rho_out, table[5][g], 5.1e-9, 0, "n=1024 alpha .5 rho' at %g",
                                 mult);
                 ATS_CHECK_CLOSE(x.eta, table[6][g], 5.1e-9, 0, "n=1024 alpha .5 eta at %g", mult);
@@ -502,7 +517,7 @@ static void test_limits(void) {
                 p.alpha = alpha;
                 p.scale = ATS_SCALE_GAMMA;
                 p.gamma = gamma;
-                ats_simplex_eval(&s, &p);
+                eval_ok(&s, &p);
                 double er = fabs(s.rho_out - s.rho_out_limit), ee = fabs(s.eta - s.eta_limit);
                 monotone &= er < prev_rho && ee < prev_eta;
                 prev_rho = er;
@@ -533,8 +548,24 @@ static void test_limits(void) {
     p6.scale = ATS_SCALE_GAMMA;
     p6.gamma = 4;
     struct ats_simplex s6;
-    ats_simplex_eval(&s6, &p6);
+    eval_ok(&s6, &p6);
     ATS_CHECK_CLOSE(s6.rho_out, at_1e6[2], 5e-7, 0, "n = 1e6 supercritical (kappa = 2) rho'");
+
+    // rho = 0, alpha = 0: THEORY.md's subcritical formula is 0/0; the limit is 1, 1/2, 0 for
+    // kappa below, at and above 1/2, and the finite-n values approach it.
+    const double k0[3] = {0.25, 0.5, 0.75}, lim0[3] = {1, 0.5, 0};
+    for (int i = 0; i < 3; i++) {
+        struct ats_simplex_params p0 = ats_simplex_params_default();
+        p0.n = 1000000000000;
+        p0.scale = ATS_SCALE_GAMMA;
+        p0.gamma = k0[i];
+        struct ats_simplex s0;
+        ATS_CHECK(ats_simplex_eval(&s0, &p0) == ATS_STATUS_OK && s0.rho_out_limit == lim0[i],
+                  "rho = 0, kappa = %g: rho' limit %g", k0[i], lim0[i]);
+        // Corrections: n^(1 - 2 kappa) = 1e-6 at kappa 1/4 and 3/4; O(n^-1/2) at kappa = 1/2.
+        ATS_CHECK_CLOSE(s0.rho_out, lim0[i], 2e-6, 0, "rho = 0, kappa = %g: rho' at n = 1e12",
+                        k0[i]);
+    }
 
     // lambda limits at alpha = 0 (THEORY.md 2.3 table): 0, 1/(1 + 3 rho), 1.
     const double rhos[3] = {0.2, 0.5, 0.8};
@@ -547,7 +578,7 @@ static void test_limits(void) {
             p.scale = ATS_SCALE_GAMMA;
             p.gamma = 0.5 * (g + 1) / (1 - rhos[r]);
             struct ats_simplex s;
-            ats_simplex_eval(&s, &p);
+            eval_ok(&s, &p);
             ATS_CHECK_CLOSE(s.lambda, lam_lim[g], 1e-5, 0, "n = 1e12 lambda -> %g (rho %g)",
                             lam_lim[g], rhos[r]);
         }
@@ -564,7 +595,7 @@ static void test_special_points(void) {
         p.scale = ATS_SCALE_GAMMA;
         p.gamma = 1 / (1 - 0.3);
         struct ats_simplex s;
-        ats_simplex_eval(&s, &p);
+        eval_ok(&s, &p);
         long double n = (long double)ns[i];
         // gamma = 1/(1 - rho) is rounded, so kappa = 1 + O(eps) and a moves by
         // a (1 - a) log(n) O(eps): 8 eps log n covers it.

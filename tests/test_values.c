@@ -107,6 +107,20 @@ int main(void) {
     expect_error("2:3:4", &nint, ATS_STATUS_EINVAL, "2:3:4");
     expect_error("0:1:20000000", &any, ATS_STATUS_ERANGE, "20000000");
     expect_error("0:1:6000000,0:1:6000000", &any, ATS_STATUS_ERANGE, "0:1:6000000");
+    expect_error("1e-400", &any, ATS_STATUS_EDOM, "1e-400");
+    expect_error("-1e-400", &any, ATS_STATUS_EDOM, "-1e-400");
+    expect_error("4e-320", &any, ATS_STATUS_EDOM, "4e-320");
+    expect_error("9007199254740993", &nint, ATS_STATUS_EINVAL, "9007199254740993");
+    expect_error("2:9007199254740993:2", &nint, ATS_STATUS_EINVAL, "2:9007199254740993:2");
+    expect_values("9007199254740992", &nint, (double[]){9007199254740992.0}, 1);
+    {
+        struct ats_values v;
+        int rc = ats_values_parse(&v, "-0,0:-0:2", &rho, NULL);
+        ATS_CHECK(rc == ATS_STATUS_OK && v.count == 3 && !signbit(v.v[0]) && !signbit(v.v[1]) &&
+                      !signbit(v.v[2]),
+                  "-0 reads as +0");
+        ats_values_clear(&v);
+    }
 
     ats_values_clear(NULL);
     return ats_test_summary();

@@ -16,9 +16,6 @@
 
 #include "core/internal.h"
 
-// Integers are exact in double up to 2^53.
-#define INT_EXACT_MAX 9007199254740992.0
-
 static void diag_set(struct ats_parse_diag *diag, int64_t offset, int64_t length, double value) {
     if (diag) {
         diag->offset = offset;
@@ -32,7 +29,7 @@ static int is_space(char c) {
 }
 
 // Parses text[begin, end) as one finite number (surrounding spaces allowed).
-static int parse_number(double *out, const char *text, int64_t begin, int64_t end,
+static int parse_number(double *out, int *exact, const char *text, int64_t begin, int64_t end,
                         struct ats_parse_diag *diag) {
     while (begin < end && is_space(text[begin]))
         begin++;
@@ -58,7 +55,13 @@ static int parse_number(double *out, const char *text, int64_t begin, int64_t en
         ATS_ERROR(ATS_STATUS_EINVAL, "'%s' is not a number", buf);
     if (errno == ERANGE && fabs(v) > 1)
         ATS_ERROR(ATS_STATUS_EDOM, "'%s' overflows a double", buf);
-    *out = v;
+    if (errno == ERANGE) // glibc flags results that underflow to 0 or to a subnormal
+        ATS_ERROR(ATS_STATUS_EDOM, "'%s' underflows a double", buf);
+    // Integers must be read exactly: 9007199254740993 would round to 2^53. long double (or
+    // the same double where that is all there is) shows whether rounding happened.
+    long double vl = strtold(buf, NULL);
+    *exact = vl == (long double)v;
+    *out = v + 0.0; // -0 reads as 0
     return ATS_STATUS_OK;
 }
 
@@ -72,13 +75,13 @@ static int in_domain(double v, const struct ats_domain *dom) {
     return 1;
 }
 
-static int check_value(double v, const struct ats_domain *dom, int64_t begin, int64_t len,
-                       struct ats_parse_diag *diag) {
+static int check_value(double v, int exact, const struct ats_domain *dom, int64_t begin,
+                       int64_t len, struct ats_parse_diag *diag) {
     diag_set(diag, begin, len, v);
     if (!in_domain(v, dom))
         ATS_ERROR(ATS_STATUS_EDOM, "%.17g is outside the domain", v);
-    if (dom->integer && !(fabs(v) <= INT_EXACT_MAX && v == floor(v)))
-        ATS_ERROR(ATS_STATUS_EINVAL, "%.17g is not an integer of at most 2^53", v);
+    if (dom->integer && !(fabs(v) <= (double)ATS_INT_EXACT_MAX && v == floor(v) && exact))
+        ATS_ERROR(ATS_STATUS_EINVAL, "not an integer of at most 2^53 (read as %.17g)", v);
     return ATS_STATUS_OK;
 }
 
@@ -102,13 +105,13 @@ static int parse_range(struct ats_values *out, int64_t *cap, const char *text, i
                        int64_t c1, int64_t c2, int64_t end, const struct ats_domain *dom,
                        struct ats_parse_diag *diag) {
     double lo, hi, kd;
-    int rc;
-    if ((rc = parse_number(&lo, text, begin, c1, diag)) ||
-        (rc = parse_number(&hi, text, c1 + 1, c2, diag)) ||
-        (rc = parse_number(&kd, text, c2 + 1, end, diag)))
+    int rc, lo_exact, hi_exact, k_exact;
+    if ((rc = parse_number(&lo, &lo_exact, text, begin, c1, diag)) ||
+        (rc = parse_number(&hi, &hi_exact, text, c1 + 1, c2, diag)) ||
+        (rc = parse_number(&kd, &k_exact, text, c2 + 1, end, diag)))
         return rc;
     diag_set(diag, c2 + 1, end - c2 - 1, kd);
-    if (!(kd >= 1 && kd == floor(kd)))
+    if (!(kd >= 1 && kd == floor(kd) && k_exact))
         ATS_ERROR(ATS_STATUS_EINVAL, "range count %g must be a whole number >= 1", kd);
     if (kd > ATS_VALUES_MAX)
         ATS_ERROR(ATS_STATUS_ERANGE, "range count %g exceeds %d", kd, ATS_VALUES_MAX);
@@ -121,7 +124,8 @@ static int parse_range(struct ats_values *out, int64_t *cap, const char *text, i
         // Both ends exact; interior points lo + ((hi - lo) i)/(k - 1), multiplied first so
         // that integer ranges with integer steps stay exact.
         double v = i == 0 ? lo : i == k - 1 ? hi : lo + (hi - lo) * (double)i / (double)(k - 1);
-        if ((rc = check_value(v, dom, begin, end - begin, diag)) || (rc = push(out, cap, v)))
+        if ((rc = check_value(v, lo_exact && hi_exact, dom, begin, end - begin, diag)) ||
+            (rc = push(out, cap, v)))
             return rc;
     }
     return ATS_STATUS_OK;
@@ -148,9 +152,10 @@ int ats_values_parse(struct ats_values *out, const char *text, const struct ats_
         }
         if (colons == 0) {
             double v;
-            rc = parse_number(&v, text, begin, end, diag);
+            int exact;
+            rc = parse_number(&v, &exact, text, begin, end, diag);
             if (rc == ATS_STATUS_OK)
-                rc = check_value(v, dom, begin, end - begin, diag);
+                rc = check_value(v, exact, dom, begin, end - begin, diag);
             if (rc == ATS_STATUS_OK)
                 rc = push(out, &cap, v);
         } else if (colons == 2) {

@@ -6,8 +6,8 @@
  * record's keys must be columns, and a column a record lacks is left empty.
  * The keys of the record are kept apart ("k1\0k2\0...") for that check. Both buffers grow to
  * the size of one record and are reused, so writing costs no allocation per record.
- * Doubles are printed in the shortest form that reads back to the same double (%.15g, then
- * %.16g, then %.17g). JSON has no infinities: non-finite values become null; CSV writes
+ * Doubles are printed with the fewest of 15, 16 or 17 significant digits that read back to the
+ * same double (not always the shortest: 5e-324 comes out as 4.94065645841247e-324). JSON has no infinities: non-finite values become null; CSV writes
  * inf, -inf and nan, which pandas and numpy read.
  */
 #define __STDC_WANT_IEC_60559_BFP_EXT__ 1 // strfromd (ISO/IEC TS 18661-1, C23)

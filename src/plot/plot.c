@@ -67,6 +67,11 @@ static int kind_of(const char *path, enum kind *k) {
     return ATS_STATUS_OK;
 }
 
+int ats_plot_check_path(const char *path) {
+    enum kind k;
+    return kind_of(path, &k);
+}
+
 static cairo_surface_t *surface_create(const char *path, enum kind k) {
     switch (k) {
     case KIND_SVG:

@@ -39,11 +39,8 @@ struct ats_simplex_params ats_simplex_params_default(void) {
     return p;
 }
 
-// Largest n for which n - 1 and n s1 are exact enough in double: 2^53.
-#define SIMPLEX_N_MAX 9007199254740992LL
-
 static int check_params(const struct ats_simplex_params *p) {
-    if (p->n < 2 || p->n > SIMPLEX_N_MAX)
+    if (p->n < 2 || p->n > ATS_INT_EXACT_MAX)
         ATS_ERROR(ATS_STATUS_EDOM, "n = %lld is outside [2, 2^53]", (long long)p->n);
     if (p->d < 2)
         ATS_ERROR(ATS_STATUS_EDOM, "d = %lld must be at least 2", (long long)p->d);
@@ -73,9 +70,14 @@ static void simplex_limits(struct ats_simplex *s, double rho, double alpha, doub
     switch (s->regime) {
     case ATS_REGIME_SUBCRITICAL:
         a_inf = 0;
-        s->rho_out_limit = rho * (1 + ar) * (1 + ar) / (ar * ar + 2 * ar * rho + rho);
-        if (ar == 0)
-            s->rho_out_limit = 1; // 0/0 at rho = 0: all outputs collapse onto the mean
+        if (ar == 0 && rho == 0) {
+            // THEORY.md's formula is 0/0 here. With rho = 0 the shared mean term b^2 n s1 ~ 1/n
+            // competes with c^2 ~ n^(2 kappa - 2): rho' -> 1 for kappa < 1/2, 1/2 at kappa = 1/2
+            // (within the critical tolerance), 0 above [D].
+            s->rho_out_limit = fabs(s->kappa - 0.5) <= 1e-9 ? 0.5 : s->kappa < 0.5 ? 1 : 0;
+        } else {
+            s->rho_out_limit = rho * (1 + ar) * (1 + ar) / (ar * ar + 2 * ar * rho + rho);
+        }
         break;
     case ATS_REGIME_CRITICAL: {
         a_inf = 0.5;

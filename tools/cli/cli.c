@@ -29,6 +29,7 @@ void cli_init(struct cli *c, const char *cmd) {
     c->cmd = cmd;
     c->verbosity = 2;
     c->format = ATS_FORMAT_JSON;
+    c->seed = 1;
     ats_set_error_handler(remember_error);
     optind = 1;
     opterr = 0; // the CLI words its own messages
@@ -80,6 +81,24 @@ int cli_common_option(struct cli *c, int opt, const char *arg, const char *help)
             cli_usage(c, "--output: empty file name");
         c->output = arg;
         return 1;
+    case CLI_OPT_SEED:
+    case CLI_OPT_THREADS: {
+        const struct ats_domain seed = {0, (double)ATS_INT_EXACT_MAX, 0, 0, 1};
+        const struct ats_domain threads = {1, 4096, 0, 0, 1};
+        const char *name = opt == CLI_OPT_SEED ? "seed" : "threads";
+        struct ats_values v;
+        cli_values(c, &v, name, arg, opt == CLI_OPT_SEED ? &seed : &threads);
+        if (v.count != 1) {
+            ats_values_clear(&v);
+            cli_usage(c, "--%s takes one value", name);
+        }
+        if (opt == CLI_OPT_SEED)
+            c->seed = (uint64_t)v.v[0];
+        else
+            c->threads = (int)v.v[0];
+        ats_values_clear(&v);
+        return 1;
+    }
     case CLI_OPT_HELP:
         fputs(help, stdout);
         fputs(CLI_COMMON_HELP, stdout);
@@ -94,10 +113,20 @@ int cli_common_option(struct cli *c, int opt, const char *arg, const char *help)
     return 0;
 }
 
+void cli_bad_option(const struct cli *c, int opt, char **argv) {
+    // A short option (possibly inside a cluster such as -xq) is named by optopt; a long one
+    // by the argument getopt_long stopped at.
+    char shortname[3] = {'-', (char)optopt, '\0'};
+    const char *name = optopt > 0 && optopt < 128 ? shortname : argv[optind - 1];
+    if (opt == ':')
+        cli_usage(c, "option '%s' needs a value", name);
+    cli_usage(c, "unknown option '%s'", name);
+}
+
 // "[0, 1)", "an integer >= 2", "> 0", ... from a domain.
 static void describe_domain(char *buf, size_t size, const struct ats_domain *d) {
     const char *kind = d->integer ? "an integer" : "a number";
-    if (d->integer && d->hi == 9007199254740992.0 && !d->hi_open) {
+    if (d->integer && d->hi == (double)ATS_INT_EXACT_MAX && !d->hi_open) {
         snprintf(buf, size, "%s in [%.17g, 2^53]", kind, d->lo);
         return;
     }

@@ -18,6 +18,8 @@ struct cli {
     int verbosity;
     enum ats_format format;
     const char *output;     // NULL: stdout
+    uint64_t seed;          // --seed (default 1)
+    int threads;            // --threads (0: the OpenMP default)
     FILE *out;
     struct ats_writer *writer;
 };
@@ -27,13 +29,17 @@ enum {
     CLI_OPT_FORMAT = 1000,
     CLI_OPT_OUTPUT,
     CLI_OPT_HELP,
+    CLI_OPT_SEED,
+    CLI_OPT_THREADS,
     CLI_OPT_FIRST_COMMAND_OPTION, // commands number their own options from here
 };
 
-// getopt_long entries for --format, --output, --help, -q, -v.
+// getopt_long entries for --format, --output, --seed, --threads, --help, -q, -v.
 #define CLI_COMMON_OPTIONS                                                                     \
     {"format", required_argument, NULL, CLI_OPT_FORMAT},                                      \
         {"output", required_argument, NULL, CLI_OPT_OUTPUT},                                  \
+        {"seed", required_argument, NULL, CLI_OPT_SEED},                                      \
+        {"threads", required_argument, NULL, CLI_OPT_THREADS},                                \
         {"help", no_argument, NULL, CLI_OPT_HELP}, {"quiet", no_argument, NULL, 'q'},         \
         {"verbose", no_argument, NULL, 'v'}
 #define CLI_COMMON_SHORT ":qv" // leading colon: getopt_long reports a missing value as ':'
@@ -43,6 +49,9 @@ enum {
     "Output:\n"                                                                                \
     "  --format json|csv   JSON Lines, one object per record (default), or CSV with a header\n" \
     "  --output FILE       write the records to FILE instead of stdout\n"                      \
+    "  --seed S            random seed, an integer >= 0 (default 1); results do not depend\n"  \
+    "                      on the thread count\n"                                              \
+    "  --threads T         threads, an integer >= 1 (default: OMP_NUM_THREADS or all cores)\n" \
     "  -q, --quiet         less on stderr (repeatable); -v, --verbose more\n"                  \
     "  --help              this help\n"                                                       \
     "\n"                                                                                       \
@@ -55,6 +64,12 @@ void cli_init(struct cli *c, const char *cmd);
 
 // Handles a common option (returns 1) or not (returns 0). Exits 0 after printing help.
 int cli_common_option(struct cli *c, int opt, const char *arg, const char *help);
+
+// getopt_long's ':' (a value is missing) and '?' (unknown option) as usage errors (exit 2).
+#if defined(__GNUC__)
+__attribute__((noreturn))
+#endif
+void cli_bad_option(const struct cli *c, int opt, char **argv);
 
 // Usage error: "attnscale CMD: MESSAGE" and a hint to --help on stderr, exit 2.
 #if defined(__GNUC__)

@@ -33,6 +33,8 @@ static const char simplex_help[] =
     "                 line against gamma (or beta), one line per combination of the others\n"
     "  --metric M     lambda (default), rho_out, a_self or eta\n"
     "\n"
+    "The closed forms are exact and cheap: --seed and --threads are accepted and have no effect.\n"
+    "\n"
     "Record keys: n d rho alpha q gamma beta, then gamma_c (= 1/(1-rho)), kappa (= gamma (1-rho)),\n"
     "regime (subcritical | critical | supercritical; critical when |kappa-1| <= 1e-9),\n"
     "a_self (A_ii), rho_out (rho'), lambda (= (1-rho')/(1-rho)), eta (= ||J||_F^2/(n d)),\n"
@@ -80,9 +82,18 @@ static int increasing(const struct ats_values *v) {
 }
 
 // The axes --plot needs, checked before any record is written (a usage error prints nothing).
-static void simplex_plot_check(const struct cli *c, enum ats_scale kind,
+static void simplex_plot_check(const struct cli *c, const char *path, enum ats_scale kind,
                                const struct ats_values *const *axes) {
     const char *sname = kind == ATS_SCALE_GAMMA ? "gamma" : "beta";
+    if (ats_plot_check_path(path) != ATS_STATUS_OK)
+        cli_usage(c, "--plot: '%s' must end in .png, .svg or .pdf", path);
+    // The values of every record are kept for the figure: a bounded number.
+    int64_t total = 1;
+    for (int a = 0; a < NAXES; a++) {
+        if (total > 100000000 / axes[a]->count)
+            cli_usage(c, "--plot: more than 10^8 records to draw; plot a smaller grid");
+        total *= axes[a]->count;
+    }
     if (axes[AX_SCALE]->count < 2 || !increasing(axes[AX_SCALE]))
         cli_usage(c, "--plot: --%s needs several increasing values", sname);
     if (axes[AX_RHO]->count < 2)
@@ -176,8 +187,8 @@ int cmd_simplex(int argc, char **argv) {
         {"q", required_argument, NULL, OPT_Q},         {"plot", required_argument, NULL, OPT_PLOT},
         {"metric", required_argument, NULL, OPT_METRIC}, CLI_COMMON_OPTIONS,
         {NULL, 0, NULL, 0}};
-    const struct ats_domain dom_n = {2, 9007199254740992.0, 0, 0, 1};
-    const struct ats_domain dom_d = {2, 9007199254740992.0, 0, 0, 1};
+    const struct ats_domain dom_n = {2, (double)ATS_INT_EXACT_MAX, 0, 0, 1};
+    const struct ats_domain dom_d = dom_n;
     const struct ats_domain dom_rho = {0, 1, 0, 1, 0};
     const struct ats_domain dom_nonneg = {0, HUGE_VAL, 0, 0, 0};
     const struct ats_domain dom_pos = {0, HUGE_VAL, 1, 0, 0};
@@ -186,7 +197,7 @@ int cmd_simplex(int argc, char **argv) {
     cli_init(&c, "simplex");
     struct ats_values n = {0}, d = {0}, rho = {0}, scale = {0}, alpha = {0}, q = {0};
     enum ats_scale kind = ATS_SCALE_GAMMA;
-    int have_scale = 0, metric = 0;
+    int have_scale = 0, metric = 0, have_metric = 0;
     const char *plot = NULL;
     int opt;
     while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT, options, NULL)) != -1) {
@@ -236,12 +247,11 @@ int cmd_simplex(int argc, char **argv) {
             if (found < 0)
                 cli_usage(&c, "--metric: '%s' is not lambda, rho_out, a_self or eta", optarg);
             metric = found;
+            have_metric = 1;
             break;
         }
-        case ':':
-            cli_usage(&c, "option '%s' needs a value", argv[optind - 1]);
         default:
-            cli_usage(&c, "unknown option '%s'", argv[optind - 1]);
+            cli_bad_option(&c, opt, argv);
         }
     }
     if (!n.count)
@@ -250,6 +260,8 @@ int cmd_simplex(int argc, char **argv) {
         cli_usage(&c, "--rho is required (0 <= rho < 1)");
     if (!have_scale)
         cli_usage(&c, "one of --gamma and --beta is required (>= 0)");
+    if (have_metric && !plot)
+        cli_usage(&c, "--metric chooses what --plot draws: give --plot FILE too");
     // Defaults go through the same parser, so every list is owned and freed alike.
     if (!alpha.count)
         cli_values(&c, &alpha, "alpha", "0", &dom_nonneg);
@@ -273,10 +285,10 @@ int cmd_simplex(int argc, char **argv) {
     int64_t idx[NAXES] = {0}, records = 0;
     double *z = NULL;
     if (plot) {
-        simplex_plot_check(&c, kind, axes);
+        simplex_plot_check(&c, plot, kind, axes);
         int64_t total = 1;
         for (int a = 0; a < NAXES; a++)
-            total *= axes[a]->count; // each count <= 1e7, and plots are small: no overflow
+            total *= axes[a]->count; // at most 10^8: checked above
         z = malloc((size_t)total * sizeof *z);
         if (!z)
             cli_fail(&c, "--plot: out of memory for %lld values", (long long)total);

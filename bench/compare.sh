@@ -1,0 +1,36 @@
+#!/bin/sh
+# Whole-process comparisons against the baselines in bench/baselines/, run by `make bench`:
+# each pair is timed alternately (A B A B ...) and the median wall times and their ratio are
+# printed as CSV. usage: bench/compare.sh BUILD_DIR
+set -eu
+build=${1:-build}
+runs=5
+
+# median of the numbers on stdin
+median() { sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+
+wall() { # seconds of one run of "$@", output discarded
+    s=$(date +%s.%N)
+    "$@" >/dev/null
+    e=$(date +%s.%N)
+    awk -v s="$s" -v e="$e" 'BEGIN { printf "%.4f\n", e - s }' 
+}
+
+compare() { # name, then the two commands as strings
+    name=$1 a=$2 b=$3 ta="" tb=""
+    for i in $(seq $runs); do
+        ta="$ta $(wall sh -c "$a")"
+        tb="$tb $(wall sh -c "$b")"
+    done
+    ma=$(echo $ta | tr ' ' '\n' | median)
+    mb=$(echo $tb | tr ' ' '\n' | median)
+    printf '%s,%s,%s,%s\n' "$name" "$ma" "$mb" "$(awk -v a="$ma" -v b="$mb" 'BEGIN { printf "%.3f", a / b }')"
+}
+
+echo "comparison,attnscale_wall_s,baseline_wall_s,ratio"
+compare simplex_grid_49x101 \
+    "$build/attnscale simplex --n 1024 --rho 0.02:0.98:49 --gamma 0:10:101 --format csv" \
+    "/usr/bin/python3 bench/baselines/simplex_numpy.py 1024 0.02 0.98 49 0 10 101"
+compare simplex_grid_1000x1000 \
+    "$build/attnscale simplex --n 1024 --rho 0.001:0.999:1000 --gamma 0:10:1000 --format csv" \
+    "/usr/bin/python3 bench/baselines/simplex_numpy.py 1024 0.001 0.999 1000 0 10 1000"

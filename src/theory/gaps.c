@@ -1,0 +1,199 @@
+/*
+ * gaps.c: the gap-counting diagnostic of one row of attention logits (THEORY.md 4.1-4.2).
+ *
+ * The gaps D_j = s_max - s_j are sorted once (LSD radix sort on the IEEE bits, which order
+ * non-negative doubles like integers: O(n)); then
+ *   beta_hat   = max_{k >= k0} log k / D_(k)                  (k0 = 2 and 10)
+ *   beta_half  : sum_{j >= 2} exp(-beta D_(j)) = 1, by Newton on h(beta) = log f(beta). h is
+ *                convex and decreasing (a log-sum-exp of lines), so Newton started left of the
+ *                root never overshoots it; the start lo = max_{k >= 3} log(k - 1)/D_(k) is left
+ *                of the root because f(beta) >= (k - 1) exp(-beta D_(k)) for every k.
+ *   Z, entropy and w1 at the applied beta, summed over the sorted gaps (smallest first) until
+ *   the terms underflow.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "core/internal.h"
+
+int64_t ats_row_stats_workspace(int64_t n) {
+    return 2 * (n > 0 ? n : 1);
+}
+
+static uint64_t key_of(double x) {
+    uint64_t k;
+    memcpy(&k, &x, sizeof k);
+    return k;
+}
+
+// Sorts x: (n,) of non-negative doubles ascending; tmp: (n,) scratch.
+static void sort_gaps(double *x, double *tmp, int64_t n) {
+    if (n < 64) {
+        for (int64_t i = 1; i < n; i++) {
+            double v = x[i];
+            int64_t j = i;
+            for (; j > 0 && x[j - 1] > v; j--)
+                x[j] = x[j - 1];
+            x[j] = v;
+        }
+        return;
+    }
+    double *src = x, *dst = tmp;
+    for (int shift = 0; shift < 64; shift += 8) {
+        int64_t count[257] = {0};
+        for (int64_t i = 0; i < n; i++)
+            count[((key_of(src[i]) >> shift) & 255) + 1]++;
+        if (count[((key_of(src[0]) >> shift) & 255) + 1] == n)
+            continue; // every key shares this byte
+        for (int b = 0; b < 256; b++)
+            count[b + 1] += count[b];
+        for (int64_t i = 0; i < n; i++)
+            dst[count[(key_of(src[i]) >> shift) & 255]++] = src[i];
+        double *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != x)
+        memcpy(x, src, (size_t)n * sizeof *x);
+}
+
+// Neumaier's compensated sum: s + c carries the running total to about one rounding, so
+// rows of 10^5+ equal terms keep full precision.
+struct csum {
+    double s, c;
+};
+
+static void csum_add(struct csum *a, double x) {
+    double t = a->s + x;
+    a->c += fabs(a->s) >= fabs(x) ? (a->s - t) + x : (x - t) + a->s;
+    a->s = t;
+}
+
+static double csum_value(const struct csum *a) {
+    return a->s + a->c;
+}
+
+// f(beta) = sum_{j >= 2} exp(-beta D_(j)) and its derivative, summed until the remaining
+// terms are below 2^-60 of the total (their count times the current term bounds them).
+static void half_sum(double *f, double *df, const double *g, int64_t n, double beta) {
+    struct csum s = {0, 0}, ds = {0, 0};
+    for (int64_t j = 1; j < n; j++) {
+        double t = exp(-beta * g[j]);
+        csum_add(&s, t);
+        csum_add(&ds, -g[j] * t);
+        if (t * (double)(n - j) < 0x1p-60 * s.s)
+            break;
+    }
+    *f = csum_value(&s);
+    *df = csum_value(&ds);
+}
+
+static double solve_half(const double *g, int64_t n, double lo) {
+    double beta = lo;
+    for (int it = 0; it < 200; it++) {
+        double f, df;
+        half_sum(&f, &df, g, n, beta);
+        // Newton on h = log f: beta -= log(f) f / f'.
+        double step = log(f) * f / df;
+        if (!(step <= 0)) // f <= 1 at or right of the root (rounding): done
+            break;
+        beta -= step;
+        if (-step <= 0x1p-52 * beta)
+            break;
+    }
+    return beta;
+}
+
+// Entropy and max weight at beta from the sorted gaps (THEORY.md 1):
+// Z = sum exp(-beta D), w1 = 1/Z, H = log Z + beta sum w D.
+static void softmax_stats(struct ats_row_stats *out, const double *g, int64_t n, double beta) {
+    struct csum zs = {0, 0}, zds = {0, 0};
+    for (int64_t j = 0; j < n; j++) {
+        double x = beta * g[j];
+        if (x > 746) // exp(-x) is 0 in double from here on (gaps are sorted)
+            break;
+        double t = exp(-x);
+        csum_add(&zs, t);
+        csum_add(&zds, t * g[j]);
+    }
+    double z = csum_value(&zs), zd = csum_value(&zds);
+    out->w1 = 1 / z;
+    out->entropy = log(z) + beta * zd / z;
+}
+
+static void classify(struct ats_row_stats *out, double beta, double w) {
+    out->beta = beta;
+    out->ratio = beta / out->beta_hat_k10;
+    if (isnan(out->ratio))
+        out->regime = -1;
+    else if (out->ratio < 1 / w)
+        out->regime = ATS_REGIME_SUBCRITICAL;
+    else if (out->ratio > w)
+        out->regime = ATS_REGIME_SUPERCRITICAL;
+    else
+        out->regime = ATS_REGIME_CRITICAL;
+}
+
+static int check_beta(double beta, double w) {
+    if (!(beta >= 0 && isfinite(beta)))
+        ATS_ERROR(ATS_STATUS_EDOM, "beta = %g must be finite and >= 0", beta);
+    if (!(w > 1 && isfinite(w)))
+        ATS_ERROR(ATS_STATUS_EDOM, "window = %g must be finite and > 1", w);
+    return ATS_STATUS_OK;
+}
+
+int ats_row_stats(struct ats_row_stats *out, const double *s, int64_t n, double beta, double w,
+                  double *ws) {
+    ATS_ASSERT(out && s && ws);
+    if (n < 1)
+        ATS_ERROR(ATS_STATUS_EDOM, "a row needs at least one logit (n = %lld)", (long long)n);
+    int rc = check_beta(beta, w);
+    if (rc != ATS_STATUS_OK)
+        return rc;
+    double smax = s[0];
+    for (int64_t j = 0; j < n; j++) {
+        if (!isfinite(s[j]))
+            ATS_ERROR(ATS_STATUS_EDOM, "logit %lld is not finite", (long long)j);
+        smax = s[j] > smax ? s[j] : smax;
+    }
+    double *g = ws;
+    for (int64_t j = 0; j < n; j++)
+        g[j] = smax - s[j];
+    sort_gaps(g, ws + n, n);
+
+    out->n = n;
+    double bh2 = n >= 2 ? 0 : NAN, bh10 = n >= 10 ? 0 : NAN, lo = 0;
+    for (int64_t k = 2; k <= n; k++) { // 1-based k: g[k - 1] = D_(k)
+        double d = g[k - 1];
+        double v = d > 0 ? log((double)k) / d : HUGE_VAL;
+        bh2 = v > bh2 ? v : bh2;
+        if (k >= 10)
+            bh10 = v > bh10 ? v : bh10;
+        if (k >= 3) {
+            double u = d > 0 ? log((double)(k - 1)) / d : HUGE_VAL;
+            lo = u > lo ? u : lo;
+        }
+    }
+    out->beta_hat = bh2;
+    out->beta_hat_k10 = bh10;
+    if (n <= 2)
+        out->beta_half = 0;
+    else if (g[1] == 0)
+        out->beta_half = HUGE_VAL;
+    else
+        out->beta_half = solve_half(g, n, lo);
+    softmax_stats(out, g, n, beta);
+    classify(out, beta, w);
+    return ATS_STATUS_OK;
+}
+
+int ats_row_stats_rebeta(struct ats_row_stats *out, int64_t n, double beta, double w,
+                         const double *ws) {
+    ATS_ASSERT(out && ws && n == out->n);
+    int rc = check_beta(beta, w);
+    if (rc != ATS_STATUS_OK)
+        return rc;
+    softmax_stats(out, ws, n, beta);
+    classify(out, beta, w);
+    return ATS_STATUS_OK;
+}

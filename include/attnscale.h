@@ -253,8 +253,9 @@ const char *ats_policy_dependence_name(enum ats_policy_dependence d);
 // one struct serves every policy. Names follow the CLI options of DESIGN.md.
 struct ats_policy_params {
     double train_len;        // --train-len L: original / training / normalising length
-    double factor;           // --factor S: YaRN, LongRoPE, DeepSeek scale factor
-    double max_len;          // --max-len M: max_position_embeddings / deployment length
+    double factor;           // --factor S: YaRN, GPT-OSS, LongRoPE, DeepSeek scale factor
+    double max_len;          // --max-len M: max_position_embeddings / deployment length (YaRN
+                             // and LongRoPE use s = M/L when --factor is absent)
     double mscale;           // --mscale C (YaRN, DeepSeek)
     double mscale_all_dim;   // --mscale-all-dim C (YaRN, DeepSeek)
     double attention_factor; // --attention-factor A (YaRN, DeepSeek)
@@ -294,14 +295,18 @@ struct ats_policy_value {
 };
 
 // Multiplier of policy id for the query at 0-based position pos in a sequence of total
-// length n (pos < n; row policies use pos, length policies n). Returns ATS_STATUS_EINVAL for
+// length n (pos < n; row policies use pos, length policies n); p must not be NULL (use
+// ats_policy_params_default() for the shipped defaults). Returns ATS_STATUS_EINVAL for
 // an unknown id, ATS_STATUS_EDOM for pos < 0, n < pos + 1 or a parameter outside the
 // policy's domain (named through the error handler).
 int ats_policy_eval(struct ats_policy_value *out, int64_t id, const struct ats_policy_params *p,
                     int64_t pos, int64_t n);
 
 // Composes policies multiplicatively per scope: acc->m_rot *= v->m_rot, acc->m_pass *=
-// v->m_pass; start from ats_policy_identity().
+// v->m_pass; start from ats_policy_identity(). The scope and multiplier are read off the
+// resulting pair: all (m_rot == m_pass), rotary (m_pass == 1), nonrotary (m_rot == 1), and
+// otherwise no single multiplier applies (multiplier NAN). The dependence is the strongest
+// (length over row over static); extrapolated stays set once any part sets it.
 struct ats_policy_value ats_policy_identity(void);
 void ats_policy_combine(struct ats_policy_value *acc, const struct ats_policy_value *v);
 

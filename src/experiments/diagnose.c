@@ -1,0 +1,204 @@
+/*
+ * diagnose.c: the laws of the accumulation scale over context length (THEORY.md 4.4) and the
+ * ranking of scaling policies by how well they keep rows critical (THEORY.md 4.5).
+ *
+ * beta_hat is heavy-tailed (E[1/D_(2)] is infinite when gaps have a density at 0), so the
+ * fits use the median per length bucket, never the mean.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+
+struct pair {
+    double n, b;
+};
+
+static int cmp_pair_n(const void *x, const void *y) {
+    double a = ((const struct pair *)x)->n, b = ((const struct pair *)y)->n;
+    return (a > b) - (a < b);
+}
+
+static int cmp_double(const void *x, const void *y) {
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+// Median of x: (m,) (sorted in place); +inf values sort last.
+static double median(double *x, int64_t m) {
+    qsort(x, (size_t)m, sizeof *x, cmp_double);
+    return m % 2 ? x[m / 2] : 0.5 * (x[m / 2 - 1] + x[m / 2]);
+}
+
+// Least squares y = slope x + intercept over m points, with R^2 and residual sd.
+static void line_fit(struct ats_fit *f, const double *x, const double *y, int64_t m) {
+    double mx = 0, my = 0;
+    for (int64_t i = 0; i < m; i++) {
+        mx += x[i];
+        my += y[i];
+    }
+    mx /= (double)m;
+    my /= (double)m;
+    double sxx = 0, sxy = 0, syy = 0;
+    for (int64_t i = 0; i < m; i++) {
+        sxx += (x[i] - mx) * (x[i] - mx);
+        sxy += (x[i] - mx) * (y[i] - my);
+        syy += (y[i] - my) * (y[i] - my);
+    }
+    f->slope = sxy / sxx;
+    f->intercept = my - f->slope * mx;
+    double ss = 0;
+    for (int64_t i = 0; i < m; i++) {
+        double r = y[i] - (f->slope * x[i] + f->intercept);
+        ss += r * r;
+    }
+    f->r2 = syy > 0 ? 1 - ss / syy : (ss == 0 ? 1 : NAN);
+    f->resid_sd = sqrt(ss / (double)(m - 2));
+}
+
+// Predicted beta_hat at length n from one of the fits.
+static double predict(const struct ats_law_fits *f, const char *law, double n) {
+    if (strcmp(law, "log") == 0)
+        return f->log_law.slope * log(n) + f->log_law.intercept;
+    if (strcmp(law, "polylog") == 0)
+        return exp(f->polylog.slope * log(log(n)) + f->polylog.intercept);
+    return exp(f->power.slope * log(n) + f->power.intercept);
+}
+
+// Groups (n, beta) by length: exact lengths when there are at most 64 distinct ones, else
+// buckets of a factor 2^(1/4). Writes bucket medians; returns the number of buckets.
+static int64_t bucketize(double *bn, double *bb, struct pair *p, int64_t count, double *tmp) {
+    qsort(p, (size_t)count, sizeof *p, cmp_pair_n);
+    int64_t distinct = 0;
+    for (int64_t i = 0; i < count; i++)
+        distinct += i == 0 || p[i].n != p[i - 1].n;
+    int64_t nb = 0;
+    for (int64_t i = 0; i < count;) {
+        double id = distinct <= 64 ? p[i].n : floor(4 * log2(p[i].n));
+        int64_t j = i;
+        while (j < count && (distinct <= 64 ? p[j].n : floor(4 * log2(p[j].n))) == id)
+            j++;
+        for (int64_t k = i; k < j; k++)
+            tmp[k - i] = p[k].n;
+        bn[nb] = median(tmp, j - i);
+        for (int64_t k = i; k < j; k++)
+            tmp[k - i] = p[k].b;
+        bb[nb] = median(tmp, j - i);
+        nb++;
+        i = j;
+    }
+    return nb;
+}
+
+int ats_fit_laws(struct ats_law_fits *out, double *bucket_n, double *bucket_beta,
+                 const double *n, const double *beta_hat, int64_t count) {
+    ATS_ASSERT(out && n && beta_hat);
+    int64_t m = 0;
+    for (int64_t i = 0; i < count; i++)
+        m += n[i] >= 3 && !isnan(beta_hat[i]);
+    if (m < 3)
+        ATS_ERROR(ATS_STATUS_EDOM, "fitting a law needs rows of at least 3 lengths (have %lld "
+                                   "rows with n >= 3)", (long long)m);
+    struct pair *p = ats_malloc_array((size_t)m, sizeof *p);
+    double *buf = ats_malloc_array((size_t)m, 5 * sizeof *buf);
+    if (!p || !buf) {
+        ats_free(p);
+        ats_free(buf);
+        ATS_ERROR(ATS_STATUS_ENOMEM, "no memory to fit %lld rows", (long long)m);
+    }
+    m = 0;
+    for (int64_t i = 0; i < count; i++)
+        if (n[i] >= 3 && !isnan(beta_hat[i]))
+            p[m++] = (struct pair){n[i], beta_hat[i]};
+    double *bn = buf, *bb = buf + m, *tmp = buf + 2 * m, *x = buf + 3 * m, *y = buf + 4 * m;
+    int64_t nb = bucketize(bn, bb, p, m, tmp);
+    ats_free(p);
+    int64_t k = 0; // buckets with a finite, positive median
+    for (int64_t i = 0; i < nb; i++) {
+        if (isfinite(bb[i]) && bb[i] > 0) {
+            bn[k] = bn[i];
+            bb[k] = bb[i];
+            k++;
+        }
+    }
+    if (k < 3) {
+        ats_free(buf);
+        ATS_ERROR(ATS_STATUS_EDOM, "fitting a law needs 3 length buckets with a finite median "
+                                   "beta_hat (have %lld)", (long long)k);
+    }
+    memset(out, 0, sizeof *out);
+    out->buckets = k;
+    out->n_min = bn[0];
+    out->n_max = bn[k - 1];
+    for (int64_t i = 0; i < k; i++) {
+        x[i] = log(bn[i]);
+        y[i] = bb[i];
+    }
+    line_fit(&out->log_law, x, y, k);
+    for (int64_t i = 0; i < k; i++) {
+        x[i] = log(log(bn[i]));
+        y[i] = log(bb[i]);
+    }
+    line_fit(&out->polylog, x, y, k);
+    for (int64_t i = 0; i < k; i++)
+        x[i] = log(bn[i]);
+    line_fit(&out->power, x, y, k);
+
+    // Comparable errors: RMS of log beta_hat for each law.
+    const char *laws[3] = {"log", "polylog", "power"};
+    struct ats_fit *fits[3] = {&out->log_law, &out->polylog, &out->power};
+    out->best = NULL;
+    double best = HUGE_VAL;
+    for (int l = 0; l < 3; l++) {
+        double ss = 0;
+        for (int64_t i = 0; i < k; i++) {
+            double pr = predict(out, laws[l], bn[i]);
+            double r = pr > 0 ? log(pr) - log(bb[i]) : NAN;
+            ss += r * r;
+        }
+        fits[l]->log_rmse = sqrt(ss / (double)k);
+        if (fits[l]->log_rmse < best) {
+            best = fits[l]->log_rmse;
+            out->best = laws[l];
+        }
+    }
+    if (bucket_n)
+        memcpy(bucket_n, bn, (size_t)k * sizeof *bn);
+    if (bucket_beta)
+        memcpy(bucket_beta, bb, (size_t)k * sizeof *bb);
+    ats_free(buf);
+    if (!out->best)
+        ATS_ERROR(ATS_STATUS_ENUM, "no law predicts a positive beta_hat at every length");
+    return ATS_STATUS_OK;
+}
+
+int ats_rank_policy(struct ats_policy_rank *out, int64_t id, const struct ats_policy_params *p,
+                    const struct ats_law_fits *fits, const double *bucket_n, int64_t nb,
+                    double beta) {
+    ATS_ASSERT(out && p && fits && bucket_n && fits->best);
+    if (nb < 2)
+        ATS_ERROR(ATS_STATUS_EDOM, "ranking needs at least 2 lengths (have %lld)", (long long)nb);
+    if (!(beta > 0 && isfinite(beta)))
+        ATS_ERROR(ATS_STATUS_EDOM, "beta = %g must be finite and > 0 to rank policies", beta);
+    double sx = 0, sy = 0, sxx = 0, sxy = 0, last = NAN;
+    for (int64_t i = 0; i < nb; i++) {
+        struct ats_policy_value v;
+        int64_t len = (int64_t)llround(bucket_n[i]);
+        int rc = ats_policy_eval(&v, id, p, len - 1, len);
+        if (rc != ATS_STATUS_OK)
+            return rc;
+        double r = beta * v.multiplier / predict(fits, fits->best, bucket_n[i]);
+        double x = log(bucket_n[i]), y = log(r);
+        sx += x;
+        sy += y;
+        sxx += x * x;
+        sxy += x * y;
+        last = r;
+    }
+    double m = (double)nb;
+    out->id = id;
+    out->slope = (sxy - sx * sy / m) / (sxx - sx * sx / m);
+    out->ratio_at_max = last;
+    return ATS_STATUS_OK;
+}

@@ -322,6 +322,28 @@ static void test_fits(void) {
               "simplex: log and polylog laws exact (log rmse %.2g, %.2g), power not (%.2g)",
               fits.log_law.log_rmse, fits.polylog.log_rmse, fits.power.log_rmse);
 
+    // Ranking (THEORY.md 4.5) on the simplex law beta_hat = log n/0.7: critical (log n/log L)
+    // and log-n (log n) keep beta m/beta_hat constant, slope 0 up to rounding; a static
+    // policy leaves the slope of -log beta_hat, negative. ratio at the largest n for
+    // critical: beta 0.7/log L with the default L = 4096.
+    struct ats_policy_params pp = ats_policy_params_default();
+    struct ats_policy_rank rk;
+    int64_t crit = ats_policy_find("critical"), logn = ats_policy_find("log-n"),
+            gptoss = ats_policy_find("gpt-oss");
+    ATS_CHECK(ats_rank_policy(&rk, crit, &pp, &fits, bn, fits.buckets, 1.5) == ATS_STATUS_OK &&
+                  fabs(rk.slope) < 1e-12,
+              "critical policy on log-law rows: slope %.2g ~ 0", rk.slope);
+    ATS_CHECK_CLOSE(rk.ratio_at_max, 1.5 * 0.7 / log(4096.0), 0, 1e-12,
+                    "critical policy: ratio at the largest n");
+    ats_rank_policy(&rk, logn, &pp, &fits, bn, fits.buckets, 1.5);
+    ATS_CHECK(fabs(rk.slope) < 1e-12, "log-n policy: slope %.2g ~ 0", rk.slope);
+    ats_rank_policy(&rk, gptoss, &pp, &fits, bn, fits.buckets, 1.5);
+    ATS_CHECK(rk.slope < -0.05, "a static policy drifts subcritical as n grows (slope %.3f)",
+              rk.slope);
+    ATS_CHECK(ats_rank_policy(&rk, crit, &pp, &fits, bn, 1, 1.5) == ATS_STATUS_EDOM &&
+                  ats_rank_policy(&rk, crit, &pp, &fits, bn, fits.buckets, 0) == ATS_STATUS_EDOM,
+              "ranking refuses one length or beta = 0");
+
     // Sphere rows, d = 4: beta_hat ~ n^(2/(d-1)), the power law with e = 2/3. THEORY.md 4.3's
     // medians give a local slope of 0.68 between 1e3 and 1e6; 101 rows per length and a
     // median's 10% scatter give a slope error of about 0.05 over one and a half decades.

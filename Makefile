@@ -90,7 +90,7 @@ $(BUILD)/libattnscale.a: $(LIB_OBJ)
 $(BUILD)/attnscale: $(CLI_OBJ) $(BUILD)/libattnscale.a
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $(CLI_OBJ) $(BUILD)/libattnscale.a $(LIBS) -o $@
 
-$(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libattnscale.a
+$(BUILD)/tests/%: tests/%.c tests/test.h tests/cli_run.h $(BUILD)/libattnscale.a
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CPPFLAGS) $(TEST_DEFS) $(ALL_CFLAGS) $(LDFLAGS) $< $(BUILD)/libattnscale.a $(TEST_LIBS) -o $@
 

@@ -78,8 +78,9 @@ ats_error_handler_t *ats_set_error_handler(ats_error_handler_t *h);
 const char *ats_build_info(void);
 
 // ----------------------------------------------------------------------------
-// Numeric option values: "x", "a,b,c" or "lo:hi:k" (k evenly spaced values, both ends
-// included). Every value must be finite and lie in a domain. The parser and the writers use
+// Numeric option values: "x", "a,b,c", "lo:hi:k" (k evenly spaced values, both ends
+// included) or "lo:hi:k:log" (evenly spaced in log; integer domains get the nearest integers,
+// repeats dropped). Every value must be finite and lie in a domain. The parser and the writers use
 // the C locale's decimal point whatever LC_NUMERIC says.
 
 // Largest number of values one text may expand to.
@@ -343,6 +344,23 @@ int ats_row_stats(struct ats_row_stats *out, const double *s, int64_t n, double 
 // left by ats_row_stats (the sorted gaps are kept in ws).
 int ats_row_stats_rebeta(struct ats_row_stats *out, int64_t n, double beta, double w,
                          const double *ws);
+
+// A block of rows in parallel (OpenMP, threads > 0 or 0 for the default): row i of s: (nrows,
+// cols) row-major sees its first lens[i] logits (lens NULL: all cols) at inverse temperatures
+// beta[c] * mult[i] (mult NULL: 1) and windows window[c], c < ncombo; out: (nrows, ncombo).
+// Results do not depend on threads. ws: ats_row_block_workspace(cols, threads) doubles.
+// A non-finite logit returns ATS_STATUS_EDOM with the first such (row, column) of the block
+// in *bad_row, *bad_col (both -1 otherwise).
+int64_t ats_row_block_workspace(int64_t cols, int threads);
+int ats_row_block(struct ats_row_stats *out, const double *s, int64_t nrows, int64_t cols,
+                  const int64_t *lens, const double *mult, const double *beta,
+                  const double *window, int64_t ncombo, int threads, double *ws,
+                  int64_t *bad_row, int64_t *bad_col);
+
+// Logits of queries against keys: s = q k^T / sqrt(d) through CBLAS.
+// s: (nq, nk) out; q: (nq, d); k: (nk, d), all row-major.
+void ats_scores_qk(double *s, const double *q, const double *k, int64_t nq, int64_t nk,
+                   int64_t d);
 
 // Least-squares fits of the accumulation scale against n (THEORY.md 4.4) over length buckets
 // (the median beta_hat_k10 of the rows in each bucket).

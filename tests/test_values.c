@@ -101,7 +101,23 @@ int main(void) {
     expect_error("0:4:2.5", &any, ATS_STATUS_EINVAL, "2.5");
     expect_error("0:4:1", &any, ATS_STATUS_EINVAL, "0:4:1");
     expect_error("0:4", &any, ATS_STATUS_EINVAL, "0:4");
-    expect_error("0:4:5:6", &any, ATS_STATUS_EINVAL, "0:4:5:6");
+    expect_error("0:4:5:6", &any, ATS_STATUS_EINVAL, "6");
+    expect_error("0:4:5:log:x", &any, ATS_STATUS_EINVAL, "0:4:5:log:x");
+    expect_error("0:4:5:log", &any, ATS_STATUS_EDOM, "0:4:5:log");
+    expect_values("1e3:1e6:4:log", &nint, (double[]){1000, 10000, 100000, 1000000}, 4);
+    expect_values("2:5:6:log", &nint, (double[]){2, 3, 4, 5}, 4);
+    {
+        struct ats_values v;
+        int rc = ats_values_parse(&v, "0.01:100:5:log", &any, NULL);
+        double maxrel = 0;
+        for (int64_t i = 0; rc == ATS_STATUS_OK && i < v.count; i++)
+            maxrel = fmax(maxrel, fabs(v.v[i] / pow(10, -2 + (double)i) - 1));
+        // pow of an exact ratio: a few ulps.
+        ATS_CHECK(rc == ATS_STATUS_OK && v.count == 5 && v.v[0] == 0.01 && v.v[4] == 100 &&
+                      maxrel < 8 * 2.220446049250313e-16,
+                  "0.01:100:5:log is 0.01, 0.1, 1, 10, 100 (max rel err %.2g)", maxrel);
+        ats_values_clear(&v);
+    }
     expect_error(":4:5", &any, ATS_STATUS_EINVAL, "");
     expect_error("0:1:3", &rho, ATS_STATUS_EDOM, "0:1:3");
     expect_error("2:3:4", &nint, ATS_STATUS_EINVAL, "2:3:4");

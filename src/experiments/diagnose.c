@@ -9,7 +9,82 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "core/internal.h"
+
+// ---------------------------------------------------------------------------
+// Rows in parallel
+
+static int thread_count(int threads) {
+#ifdef _OPENMP
+    return threads > 0 ? threads : omp_get_max_threads();
+#else
+    (void)threads;
+    return 1;
+#endif
+}
+
+int64_t ats_row_block_workspace(int64_t cols, int threads) {
+    return (int64_t)thread_count(threads) * ats_row_stats_workspace(cols);
+}
+
+int ats_row_block(struct ats_row_stats *out, const double *s, int64_t nrows, int64_t cols,
+                  const int64_t *lens, const double *mult, const double *beta,
+                  const double *window, int64_t ncombo, int threads, double *ws,
+                  int64_t *bad_row, int64_t *bad_col) {
+    ATS_ASSERT(out && s && beta && window && ws && bad_row && bad_col && ncombo >= 1);
+    *bad_row = *bad_col = -1;
+    int nt = thread_count(threads);
+    int64_t per = ats_row_stats_workspace(cols);
+    int64_t first_bad = nrows; // lowest failing row: the same for every thread count
+    int bad_status = ATS_STATUS_OK;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 4)
+    for (int64_t i = 0; i < nrows; i++) {
+        int t = 0;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+#endif
+        double *w = ws + (int64_t)t * per;
+        const double *row = s + i * cols;
+        int64_t n = lens ? lens[i] : cols;
+        double m = mult ? mult[i] : 1;
+        struct ats_row_stats *o = out + i * ncombo;
+        int rc = ats_row_stats(o, row, n, beta[0] * m, window[0], w);
+        for (int64_t c = 1; c < ncombo && rc == ATS_STATUS_OK; c++) {
+            o[c] = o[0];
+            rc = ats_row_stats_rebeta(&o[c], n, beta[c] * m, window[c], w);
+        }
+        if (rc != ATS_STATUS_OK) {
+#pragma omp critical(ats_row_block_bad)
+            if (i < first_bad) {
+                first_bad = i;
+                bad_status = rc;
+            }
+        }
+    }
+    if (first_bad == nrows)
+        return ATS_STATUS_OK;
+    int64_t n = lens ? lens[first_bad] : cols;
+    for (int64_t j = 0; j < n; j++) {
+        if (!isfinite(s[first_bad * cols + j])) {
+            *bad_row = first_bad;
+            *bad_col = j;
+            break;
+        }
+    }
+    return bad_status;
+}
+
+void ats_scores_qk(double *s, const double *q, const double *k, int64_t nq, int64_t nk,
+                   int64_t d) {
+    ATS_ASSERT(s && q && k && nq >= 0 && nk >= 0 && d >= 1);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)nq, (blasint)nk, (blasint)d,
+                1 / sqrt((double)d), q, (blasint)d, k, (blasint)d, 0, s, (blasint)nk);
+}
 
 struct pair {
     double n, b;

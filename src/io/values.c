@@ -4,6 +4,8 @@
  *   "x"        one value
  *   "a,b,c"    a list (items may be surrounded by spaces)
  *   "lo:hi:k"  k evenly spaced values from lo to hi, both ends included
+ *   "lo:hi:k:log"  k values evenly spaced in log (lo, hi > 0); for an integer option the
+ *              nearest integers, repeats dropped (an extension of DESIGN.md's lo:hi:k)
  *
  * Every number goes through strtod with an end-pointer and errno check; the value must be
  * finite and inside the caller's domain. Nothing is clamped: a bad value is an error that says
@@ -100,31 +102,49 @@ static int push(struct ats_values *out, int64_t *cap, double v) {
     return ATS_STATUS_OK;
 }
 
-// lo:hi:k over text[begin, end) whose two colons are at c1 and c2.
+// lo:hi:k, or lo:hi:k:log, over text[begin, end) whose colons are at c1, c2 (and c3, or -1).
 static int parse_range(struct ats_values *out, int64_t *cap, const char *text, int64_t begin,
-                       int64_t c1, int64_t c2, int64_t end, const struct ats_domain *dom,
-                       struct ats_parse_diag *diag) {
+                       int64_t c1, int64_t c2, int64_t c3, int64_t end,
+                       const struct ats_domain *dom, struct ats_parse_diag *diag) {
     double lo, hi, kd;
-    int rc, lo_exact, hi_exact, k_exact;
+    int rc, lo_exact, hi_exact, k_exact, logscale = c3 >= 0;
+    int64_t kend = logscale ? c3 : end;
+    if (logscale && !(end - c3 - 1 == 3 && strncmp(text + c3 + 1, "log", 3) == 0)) {
+        diag_set(diag, c3 + 1, end - c3 - 1, NAN);
+        ATS_ERROR(ATS_STATUS_EINVAL, "a range is lo:hi:k or lo:hi:k:log");
+    }
     if ((rc = parse_number(&lo, &lo_exact, text, begin, c1, diag)) ||
         (rc = parse_number(&hi, &hi_exact, text, c1 + 1, c2, diag)) ||
-        (rc = parse_number(&kd, &k_exact, text, c2 + 1, end, diag)))
+        (rc = parse_number(&kd, &k_exact, text, c2 + 1, kend, diag)))
         return rc;
-    diag_set(diag, c2 + 1, end - c2 - 1, kd);
+    diag_set(diag, c2 + 1, kend - c2 - 1, kd);
     if (!(kd >= 1 && kd == floor(kd) && k_exact))
         ATS_ERROR(ATS_STATUS_EINVAL, "range count %g must be a whole number >= 1", kd);
     if (kd > ATS_VALUES_MAX)
         ATS_ERROR(ATS_STATUS_ERANGE, "range count %g exceeds %d", kd, ATS_VALUES_MAX);
     int64_t k = (int64_t)kd;
-    if (k == 1 && lo != hi) {
-        diag_set(diag, begin, end - begin, kd);
+    diag_set(diag, begin, end - begin, kd);
+    if (k == 1 && lo != hi)
         ATS_ERROR(ATS_STATUS_EINVAL, "a range of 1 value needs lo == hi");
-    }
+    if (logscale && !(lo > 0 && hi > 0))
+        ATS_ERROR(ATS_STATUS_EDOM, "a log range needs lo > 0 and hi > 0");
+    int exact = lo_exact && hi_exact;
     for (int64_t i = 0; i < k; i++) {
-        // Both ends exact; interior points lo + ((hi - lo) i)/(k - 1), multiplied first so
-        // that integer ranges with integer steps stay exact.
-        double v = i == 0 ? lo : i == k - 1 ? hi : lo + (hi - lo) * (double)i / (double)(k - 1);
-        if ((rc = check_value(v, lo_exact && hi_exact, dom, begin, end - begin, diag)) ||
+        double v;
+        if (i == 0 || i == k - 1) {
+            v = i == 0 ? lo : hi; // both ends exact
+        } else if (!logscale) {
+            // lo + ((hi - lo) i)/(k - 1), multiplied first so that integer ranges with integer
+            // steps stay exact.
+            v = lo + (hi - lo) * (double)i / (double)(k - 1);
+        } else {
+            v = lo * pow(hi / lo, (double)i / (double)(k - 1));
+            if (dom->integer) // k log-spaced integers: the nearest, repeats dropped
+                v = nearbyint(v);
+        }
+        if (logscale && dom->integer && out->count > 0 && i > 0 && v == out->v[out->count - 1])
+            continue;
+        if ((rc = check_value(v, exact, dom, begin, end - begin, diag)) ||
             (rc = push(out, cap, v)))
             return rc;
     }
@@ -139,7 +159,7 @@ int ats_values_parse(struct ats_values *out, const char *text, const struct ats_
     int64_t cap = 0, len = (int64_t)strlen(text);
     int rc = ATS_STATUS_OK;
     for (int64_t begin = 0; begin <= len && rc == ATS_STATUS_OK;) {
-        int64_t end = begin, c1 = -1, c2 = -1, colons = 0;
+        int64_t end = begin, c1 = -1, c2 = -1, c3 = -1, colons = 0;
         while (end < len && text[end] != ',') {
             if (text[end] == ':') {
                 colons++;
@@ -147,6 +167,8 @@ int ats_values_parse(struct ats_values *out, const char *text, const struct ats_
                     c1 = end;
                 else if (colons == 2)
                     c2 = end;
+                else if (colons == 3)
+                    c3 = end;
             }
             end++;
         }
@@ -158,12 +180,13 @@ int ats_values_parse(struct ats_values *out, const char *text, const struct ats_
                 rc = check_value(v, exact, dom, begin, end - begin, diag);
             if (rc == ATS_STATUS_OK)
                 rc = push(out, &cap, v);
-        } else if (colons == 2) {
-            rc = parse_range(out, &cap, text, begin, c1, c2, end, dom, diag);
+        } else if (colons == 2 || colons == 3) {
+            rc = parse_range(out, &cap, text, begin, c1, c2, colons == 3 ? c3 : -1, end, dom,
+                             diag);
         } else {
             diag_set(diag, begin, end - begin, NAN);
             ats_error(__FILE__, __LINE__, ATS_STATUS_EINVAL,
-                      "a range is lo:hi:k with exactly two colons");
+                      "a range is lo:hi:k or lo:hi:k:log");
             rc = ATS_STATUS_EINVAL;
         }
         begin = end + 1;

@@ -279,9 +279,29 @@ static void draw_legend(cairo_t *cr, const struct frame *f, const struct ats_plo
     }
     if (!rows)
         return;
-    double x = f->x0 + f->w - width - 50, y = f->y0 + 8;
+    // The corner whose box covers the fewest data points: top right, top left, bottom right,
+    // bottom left.
+    double bw = width + 48, bh = (double)rows * 18 + 6, x = 0, y = 0;
+    int64_t fewest = -1;
+    for (int corner = 0; corner < 4; corner++) {
+        double cx = corner % 2 ? f->x0 + 14 : f->x0 + f->w - bw - 8;
+        double cy = corner < 2 ? f->y0 + 8 : f->y0 + f->h - bh - 8;
+        int64_t inside = 0;
+        for (int64_t i = 0; i < ns; i++)
+            for (int64_t j = 0; j < s[i].n; j++) {
+                if (!usable(f, s[i].x[j], s[i].y[j]))
+                    continue;
+                double px = dev_x(f, s[i].x[j]), py = dev_y(f, s[i].y[j]);
+                inside += px >= cx - 6 && px <= cx - 6 + bw && py >= cy && py <= cy + bh;
+            }
+        if (fewest < 0 || inside < fewest) {
+            fewest = inside;
+            x = cx;
+            y = cy;
+        }
+    }
     cairo_set_source_rgba(cr, 1, 1, 1, 0.85);
-    cairo_rectangle(cr, x - 6, y, width + 48, (double)rows * 18 + 6);
+    cairo_rectangle(cr, x - 6, y, bw, bh);
     cairo_fill(cr);
     int64_t r = 0;
     for (int64_t i = 0; i < ns; i++) {

@@ -17,6 +17,9 @@ static const char main_help[] =
     "\n"
     "Commands:\n"
     "  simplex    exact finite-n closed forms of the simplex layer (arXiv 2510.05554)\n"
+    "  policies   logit multipliers of production attention-scaling policies\n"
+    "  diagnose   gap-counting diagnostic of attention logits from .npy or safetensors\n"
+    "             (arXiv 2605.12697): regime of each row and the law of its critical scale\n"
     "\n"
     "Results go to stdout as JSON Lines (default) or CSV (--format csv); diagnostics to stderr.\n"
     "Exit status: 0 success, 1 runtime failure, 2 usage error.\n";
@@ -28,6 +31,8 @@ struct command {
 
 static const struct command commands[] = {
     {"simplex", cmd_simplex},
+    {"policies", cmd_policies},
+    {"diagnose", cmd_diagnose},
 };
 
 int main(int argc, char **argv) {

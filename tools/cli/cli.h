@@ -7,6 +7,7 @@
 #define ATS_CLI_H
 
 #include <getopt.h>
+#include <stddef.h>
 
 #include "attnscale.h"
 
@@ -31,6 +32,20 @@ enum {
     CLI_OPT_HELP,
     CLI_OPT_SEED,
     CLI_OPT_THREADS,
+    // policy parameters (policy_opts.c)
+    CLI_OPT_TRAIN_LEN,
+    CLI_OPT_FACTOR,
+    CLI_OPT_MAX_LEN,
+    CLI_OPT_MSCALE,
+    CLI_OPT_MSCALE_ALL_DIM,
+    CLI_OPT_ATTENTION_FACTOR,
+    CLI_OPT_FINETUNED,
+    CLI_OPT_FLOOR_SCALE,
+    CLI_OPT_ATTN_SCALE,
+    CLI_OPT_BETA_SLOPE,
+    CLI_OPT_TEMPERATURE_LEN,
+    CLI_OPT_SLOPE,
+    CLI_OPT_POLICY_D,
     CLI_OPT_FIRST_COMMAND_OPTION, // commands number their own options from here
 };
 
@@ -56,7 +71,8 @@ enum {
     "  --help              this help\n"                                                       \
     "\n"                                                                                       \
     "Numeric options take one value, a list a,b,c or a range lo:hi:k (k evenly spaced\n"     \
-    "values, both ends included); one record is written per combination.\n"                    \
+    "values, both ends included; lo:hi:k:log spaces them evenly in log, rounding to integers\n" \
+    "for integer options); one record is written per combination.\n"                          \
     "\n"                                                                                       \
     "Exit status: 0 success, 1 runtime failure, 2 usage error.\n"
 
@@ -110,7 +126,47 @@ int cli_finish(struct cli *c);
 // returns 0 once every combination has been visited.
 int cli_grid_next(int64_t *idx, const struct ats_values *const *axes, int k);
 
+// getopt_long entries and help for the policy parameters.
+#define CLI_POLICY_OPTIONS                                                                     \
+    {"train-len", required_argument, NULL, CLI_OPT_TRAIN_LEN},                                \
+        {"factor", required_argument, NULL, CLI_OPT_FACTOR},                                  \
+        {"max-len", required_argument, NULL, CLI_OPT_MAX_LEN},                                \
+        {"mscale", required_argument, NULL, CLI_OPT_MSCALE},                                  \
+        {"mscale-all-dim", required_argument, NULL, CLI_OPT_MSCALE_ALL_DIM},                  \
+        {"attention-factor", required_argument, NULL, CLI_OPT_ATTENTION_FACTOR},              \
+        {"finetuned", no_argument, NULL, CLI_OPT_FINETUNED},                                  \
+        {"floor-scale", required_argument, NULL, CLI_OPT_FLOOR_SCALE},                        \
+        {"attn-scale", required_argument, NULL, CLI_OPT_ATTN_SCALE},                          \
+        {"beta-slope", required_argument, NULL, CLI_OPT_BETA_SLOPE},                          \
+        {"temperature-len", required_argument, NULL, CLI_OPT_TEMPERATURE_LEN},                \
+        {"slope", required_argument, NULL, CLI_OPT_SLOPE}
+
+#define CLI_POLICY_HELP                                                                        \
+    "Policy parameters (one value each; absent: the policy's shipped default, see --list):\n"  \
+    "  --train-len L         original/training length (Qwen seq_length; YaRN, LongRoPE and\n"  \
+    "                        DeepSeek original length; Mistral L0; critical normalisation)\n" \
+    "  --factor S            YaRN, GPT-OSS, LongRoPE, DeepSeek scale factor\n"                \
+    "  --max-len M           max_position_embeddings (LongRoPE/YaRN s = M/L without\n"        \
+    "                        --factor; dynamic YaRN cache; DeepSeek deployment length)\n"     \
+    "  --mscale C, --mscale-all-dim C, --attention-factor A   YaRN/DeepSeek magnitudes\n"    \
+    "  --finetuned           dynamic YaRN starts at s = M/L\n"                                \
+    "  --floor-scale F, --attn-scale A   Llama 4 (Inkling: N_floor, alpha)\n"                \
+    "  --beta-slope B        Mistral; --temperature-len T Grok-2; --slope S SSMax\n"          \
+    "  --d D                 head dimension of sphere-critical\n"
+
+// Handles a policy parameter option into p (returns 1) or not (0).
+int cli_policy_option(const struct cli *c, int opt, const char *arg,
+                      struct ats_policy_params *p);
+
+// Adds the explicitly given parameters to the record (keys with '_' for '-').
+void cli_policy_params_record(struct ats_writer *w, const struct ats_policy_params *p);
+
+// "yarn, yarn-dynamic, ..." for messages.
+const char *cli_policy_names(void);
+
 // Subcommands: argv[0] is the command name.
 int cmd_simplex(int argc, char **argv);
+int cmd_policies(int argc, char **argv);
+int cmd_diagnose(int argc, char **argv);
 
 #endif // ATS_CLI_H

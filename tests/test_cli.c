@@ -107,7 +107,7 @@ int main(void) {
         run_free(&r);
     }
     {
-        char args[600];
+        char args[2048];
         snprintf(args, sizeof args, "simplex --n 64 --rho 0.5 --gamma 1 --output %s/o.json -q",
                  tmpdir);
         struct run r = run(args);
@@ -131,7 +131,7 @@ int main(void) {
 
     // Figures: a heat map over (rho, gamma), a line plot over gamma; misuse is a usage error.
     {
-        char args[600], png[300];
+        char args[2048], png[300];
         snprintf(png, sizeof png, "%s/f.png", tmpdir);
         snprintf(args, sizeof args, "simplex --n 64 --rho 0.1:0.9:5 --gamma 0:4:9 --plot %s", png);
         struct run r = run(args);
@@ -155,7 +155,7 @@ int main(void) {
     }
     {
         // Figure misuse is a usage error found before anything is computed or written.
-        char args[600];
+        char args[2048];
         snprintf(args, sizeof args,
                  "simplex --n 64,128 --rho 0.1:0.9:5 --gamma 0:4:9 --plot %s/x.png", tmpdir);
         expect_usage(args, "--plot", "one value of --n");

@@ -93,7 +93,7 @@ static void test_simplex_rows(void) {
     int rc = ats_npy_write(tmp(0, "simplex.npy"), s, N, N, 2, ATS_DTYPE_F64);
     free(s);
     ATS_CHECK(rc == ATS_STATUS_OK, "simplex logits written");
-    char args[600];
+    char args[2048];
     snprintf(args, sizeof args, "diagnose --scores %s --causal", tmp(0, "simplex.npy"));
     struct run r = run(args);
     struct simplex_check c = {0, 0, 0, NULL, NAN, NAN, ""};
@@ -159,7 +159,7 @@ static void test_qk_and_policy(void) {
     ats_npy_write(tmp(1, "q.npy"), q, R, D, 2, ATS_DTYPE_F64);
     ats_npy_write(tmp(2, "k.npy"), k, NK, D, 2, ATS_DTYPE_F64);
     ats_npy_write(tmp(3, "s.npy"), s, R, NK, 2, ATS_DTYPE_F64);
-    char args[900];
+    char args[2048];
     snprintf(args, sizeof args, "diagnose --q %s --k %s --causal --beta 3", tmp(1, "q.npy"),
              tmp(2, "k.npy"));
     struct run a = run(args);
@@ -201,7 +201,7 @@ static void test_qk_and_policy(void) {
 // ---------------------------------------------------------------------------
 
 static void test_bad_inputs(void) {
-    char args[900];
+    char args[2048];
     double s[6] = {0, 1, 2, 3, NAN, 5};
     ats_npy_write(tmp(4, "nan.npy"), s, 2, 3, 2, ATS_DTYPE_F32);
     snprintf(args, sizeof args, "diagnose --scores %s", tmp(4, "nan.npy"));
@@ -316,7 +316,7 @@ static void test_policies_cli(void) {
                   strstr(r.err, "extrapolated"),
               "--combine multiplies per scope; Qwen past its table says so");
     run_free(&r);
-    char args[600];
+    char args[2048];
     snprintf(args, sizeof args, "policies --n 1e3:1e6:30:log --plot %s", tmp(6, "pol.svg"));
     r = run(args);
     ATS_CHECK(r.status == 0 && access(tmp(6, "pol.svg"), F_OK) == 0 &&

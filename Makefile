@@ -54,7 +54,8 @@ BENCH_SRC := $(sort $(wildcard bench/bench_*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 # Debian packages the build and the tests need (the set-up contract of DESIGN.md).
-DEB_PKGS := make gcc pkg-config libopenblas-dev libcairo2-dev libcjson-dev fonts-dejavu-core
+DEB_PKGS := make gcc pkg-config libopenblas-dev libcairo2-dev libcjson-dev fonts-dejavu-core \
+            python3-numpy python3-torch
 FUZZ_PKGS := clang libclang-rt-14-dev
 BENCH_PKGS := python3-numpy
 

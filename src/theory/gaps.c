@@ -98,7 +98,9 @@ static double solve_half(const double *g, int64_t n, double lo) {
         if (!(step <= 0)) // f <= 1 at or right of the root (rounding): done
             break;
         beta -= step;
-        if (-step <= 0x1p-52 * beta)
+        // Quadratic convergence: once a step is below 2^-30 of beta, the error left after it
+        // is of order step^2/beta, below an ulp, and another evaluation would not move beta.
+        if (-step <= 0x1p-30 * beta)
             break;
     }
     return beta;
@@ -162,20 +164,29 @@ int ats_row_stats(struct ats_row_stats *out, const double *s, int64_t n, double 
     sort_gaps(g, ws + n, n);
 
     out->n = n;
-    double bh2 = n >= 2 ? 0 : NAN, bh10 = n >= 10 ? 0 : NAN, lo = 0;
+    // max_k log k / D_(k) as fractions num/den compared by cross-multiplication (no division
+    // in the loop); log(k - 1) for the Newton start is the previous log k. Ties at the
+    // maximum (D_(k) = 0) make the scales infinite.
+    double n2 = 0, d2 = 1, n10 = 0, d10 = 1, nlo = 0, dlo = 1, lprev = log(1.0);
     for (int64_t k = 2; k <= n; k++) { // 1-based k: g[k - 1] = D_(k)
-        double d = g[k - 1];
-        double v = d > 0 ? log((double)k) / d : HUGE_VAL;
-        bh2 = v > bh2 ? v : bh2;
-        if (k >= 10)
-            bh10 = v > bh10 ? v : bh10;
-        if (k >= 3) {
-            double u = d > 0 ? log((double)(k - 1)) / d : HUGE_VAL;
-            lo = u > lo ? u : lo;
+        double d = g[k - 1], lk = log((double)k);
+        if (lk * d2 > n2 * d) {
+            n2 = lk;
+            d2 = d;
         }
+        if (k >= 10 && lk * d10 > n10 * d) {
+            n10 = lk;
+            d10 = d;
+        }
+        if (k >= 3 && lprev * dlo > nlo * d) {
+            nlo = lprev;
+            dlo = d;
+        }
+        lprev = lk;
     }
-    out->beta_hat = bh2;
-    out->beta_hat_k10 = bh10;
+    out->beta_hat = n >= 2 ? (d2 > 0 ? n2 / d2 : HUGE_VAL) : NAN;
+    out->beta_hat_k10 = n >= 10 ? (d10 > 0 ? n10 / d10 : HUGE_VAL) : NAN;
+    double lo = dlo > 0 ? nlo / dlo : HUGE_VAL;
     if (n <= 2)
         out->beta_half = 0;
     else if (g[1] == 0)

@@ -34,3 +34,11 @@ compare simplex_grid_49x101 \
 compare simplex_grid_1000x1000 \
     "$build/attnscale simplex --n 1024 --rho 0.001:0.999:1000 --gamma 0:10:1000 --format csv" \
     "/usr/bin/python3 bench/baselines/simplex_numpy.py 1024 0.001 0.999 1000 0 10 1000"
+
+# diagnose: 4000 causal rows of Gaussian logits (8 million logits seen).
+logits=$(mktemp /tmp/ats_bench_XXXXXX.npy)
+trap 'rm -f "$logits"' EXIT
+/usr/bin/python3 -c "import numpy as np; np.save('$logits', np.random.default_rng(3).standard_normal((4000, 4000), dtype=np.float32))"
+compare diagnose_causal_4000 \
+    "$build/attnscale diagnose --scores $logits --causal --format csv -q" \
+    "/usr/bin/python3 bench/baselines/diagnose_numpy.py $logits"

@@ -416,31 +416,37 @@ struct ats_array;
 
 // Opens and validates path (header, dtype, shape, size against the file length). Errors:
 // ATS_STATUS_EIO (cannot open/map), ATS_STATUS_EINVAL (malformed header, Fortran order,
-// object arrays, a size that does not match the file), ATS_STATUS_EUNSUP (another dtype),
-// each with a reason through the error handler.
+// object arrays, a size that does not match the file, bytes after the data),
+// ATS_STATUS_EUNSUP (another dtype, a structured dtype, a format version other than 1-3, more
+// than 64 dimensions), ATS_STATUS_ENOMEM, each with a reason through the error handler. A
+// scalar (shape ()) is 1 row of 1 column. As with any memory-mapped file, truncating the file
+// while it is open can end the process with SIGBUS.
 int ats_npy_open(struct ats_array **a, const char *path);
 
-// Opens tensor name of a safetensors file; ATS_STATUS_EINVAL names the tensors present when
-// name is not one of them.
+// Opens tensor name of a safetensors file: the errors of ats_npy_open, a data buffer the
+// tensors do not fill exactly, and ATS_STATUS_EINVAL naming the tensors present when name is
+// not one of them.
 int ats_safetensors_open(struct ats_array **a, const char *path, const char *name);
 
 void ats_array_close(struct ats_array *a);
 
 int ats_array_ndim(const struct ats_array *a);
-int64_t ats_array_dim(const struct ats_array *a, int axis); // 1 for axis >= ndim
+int64_t ats_array_dim(const struct ats_array *a, int axis); // 1 for axis >= ndim; axis >= 0
 enum ats_dtype ats_array_dtype(const struct ats_array *a);
 
 // Rows of the array seen as 2-D (rows = product of all but the last dimension, cols = the last
 // dimension; a 1-D array is one row): rows [row0, row0 + nrows) converted to double into
 // out: (nrows, cols) row-major. Values are converted exactly (NaN and Inf pass through: the
-// caller decides). Returns ATS_STATUS_EDOM for a range outside the array.
+// caller decides). Returns ATS_STATUS_EDOM for a range outside the array. Safe to call from
+// several threads on one array.
 int64_t ats_array_rows(const struct ats_array *a);
 int64_t ats_array_cols(const struct ats_array *a);
 int ats_array_read_rows(double *out, const struct ats_array *a, int64_t row0, int64_t nrows);
 
 // Writes data: (rows, cols) row-major doubles as a C-order .npy of dtype t (float16 rounds to
 // nearest even); ndim 1 writes shape (cols,) with rows == 1. Returns ATS_STATUS_EIO on a write
-// failure.
+// failure (leaving a partial file, which the reader refuses), ATS_STATUS_EUNSUP for bfloat16
+// (not a NumPy dtype) and ATS_STATUS_EINVAL for another ndim.
 int ats_npy_write(const char *path, const double *data, int64_t rows, int64_t cols, int ndim,
                   enum ats_dtype t);
 

@@ -225,6 +225,40 @@ static void test_bad_inputs(void) {
               "--causal ignores masked -inf/NaN above the diagonal (float16 input)");
     run_free(&r);
 
+    // safetensors: a BF16 tensor of causal logits beside another tensor; bfloat16 is the top
+    // half of a float32, so 1.0 = 0x3f80, 0.5 = 0x3f00, 0.25 = 0x3e80.
+    {
+        const char *hdr = "{\"other\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                          "\"logits\":{\"dtype\":\"BF16\",\"shape\":[2,2],\"data_offsets\":[4,12]}}";
+        uint64_t hl = strlen(hdr);
+        unsigned char data[12] = {0, 0, 0, 0, 0x80, 0x3f, 0x80, 0x3e, 0x00, 0x3f, 0x80, 0x3f};
+        FILE *sf = fopen(tmp(6, "m.safetensors"), "wb");
+        if (sf) {
+            unsigned char le[8];
+            for (int i = 0; i < 8; i++)
+                le[i] = (unsigned char)(hl >> (8 * i));
+            fwrite(le, 1, 8, sf);
+            fwrite(hdr, 1, hl, sf);
+            fwrite(data, 1, sizeof data, sf);
+            fclose(sf);
+        }
+        snprintf(args, sizeof args, "diagnose --safetensors %s --tensor logits --causal",
+                 tmp(6, "m.safetensors"));
+        r = run(args);
+        // Row 1 sees 0.5 and 1: one gap of 0.5, beta_hat = log 2/0.5.
+        ATS_CHECK(r.status == 0 && strstr(r.out, "\"row\":1,\"n\":2,") &&
+                      strstr(r.out, "\"beta_hat\":1.3862943611198906,"),
+                  "--safetensors BF16 tensor: row 1 has beta_hat = log 2/0.5 (%s)", r.out);
+        run_free(&r);
+        snprintf(args, sizeof args, "diagnose --safetensors %s --tensor nope",
+                 tmp(6, "m.safetensors"));
+        r = run(args);
+        ATS_CHECK(r.status == 1 && strstr(r.err, "nope") && strstr(r.err, "logits") &&
+                      strstr(r.err, "other"),
+                  "an unknown tensor: exit 1 naming the tensors present (%s)", r.err);
+        run_free(&r);
+    }
+
     FILE *f = fopen(tmp(5, "trunc.npy"), "wb");
     if (f) {
         fputs("\x93NUMPY\x01\x00\x76\x00{'descr': '<f8', 'fortran", f);

@@ -108,6 +108,19 @@ static void test_simplex_rows(void) {
               c.log_slope, 1 / 0.7, c.xi, c.best);
     run_free(&r);
 
+    // The same output for any thread count (rows are computed in parallel, written in order).
+    snprintf(args, sizeof args, "diagnose --scores %s --causal --threads 1 --beta 0.5,2",
+             tmp(0, "simplex.npy"));
+    struct run t1 = run(args);
+    snprintf(args, sizeof args, "diagnose --scores %s --causal --threads 2 --beta 0.5,2",
+             tmp(0, "simplex.npy"));
+    struct run t2 = run(args);
+    ATS_CHECK(t1.status == 0 && t2.status == 0 && strcmp(t1.out, t2.out) == 0 &&
+                  count_lines(t1.out) == 2 * N + 1,
+              "--threads 1 and 2 give identical output, one row record per beta");
+    run_free(&t1);
+    run_free(&t2);
+
     // CSV: one header for row, summary (and policy) records.
     snprintf(args, sizeof args, "diagnose --scores %s --causal --policy critical --format csv",
              tmp(0, "simplex.npy"));

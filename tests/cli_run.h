@@ -81,4 +81,29 @@ static inline int count_lines(const char *s) {
     return n;
 }
 
+#ifdef cJSON__h
+// Calls fn(record) for each JSON line of out; returns the number of lines parsed.
+static inline int each_record(const char *out, void (*fn)(const cJSON *, void *), void *ctx) {
+    int count = 0;
+    const char *p = out;
+    while (*p) {
+        const char *e = strchr(p, '\n');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        char *line = malloc(len + 1);
+        memcpy(line, p, len);
+        line[len] = '\0';
+        cJSON *o = cJSON_Parse(line);
+        if (o) {
+            fn(o, ctx);
+            count++;
+        }
+        cJSON_Delete(o);
+        free(line);
+        p = e ? e + 1 : p + len;
+    }
+    return count;
+}
+
+#endif
+
 #endif // ATS_CLI_RUN_H

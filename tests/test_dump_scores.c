@@ -19,25 +19,19 @@ struct rows {
     int count;
 };
 
+static void add_row(const cJSON *o, void *ctx) {
+    struct rows *r = ctx;
+    const cJSON *rec = cJSON_GetObjectItem(o, "record");
+    if (cJSON_IsString(rec) && strcmp(rec->valuestring, "row") == 0 && r->count < N) {
+        r->w1[r->count] = cJSON_GetObjectItem(o, "w1")->valuedouble;
+        r->h[r->count] = cJSON_GetObjectItem(o, "entropy")->valuedouble;
+        r->count++;
+    }
+}
+
 static void parse_rows(const char *out, struct rows *r) {
     r->count = 0;
-    for (const char *p = out; *p;) {
-        const char *e = strchr(p, '\n');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        char *line = malloc(len + 1);
-        memcpy(line, p, len);
-        line[len] = '\0';
-        cJSON *o = cJSON_Parse(line);
-        const cJSON *rec = cJSON_GetObjectItem(o, "record");
-        if (o && cJSON_IsString(rec) && strcmp(rec->valuestring, "row") == 0 && r->count < N) {
-            r->w1[r->count] = cJSON_GetObjectItem(o, "w1")->valuedouble;
-            r->h[r->count] = cJSON_GetObjectItem(o, "entropy")->valuedouble;
-            r->count++;
-        }
-        cJSON_Delete(o);
-        free(line);
-        p = e ? e + 1 : p + len;
-    }
+    each_record(out, add_row, r);
 }
 
 // Worst relative difference of w1 and entropy against the weights PyTorch computed.

@@ -35,23 +35,27 @@ void cli_init(struct cli *c, const char *cmd) {
     opterr = 0; // the CLI words its own messages
 }
 
+// "attnscale CMD: MESSAGE\n" on stderr.
+static void vmessage(const struct cli *c, const char *fmt, va_list ap) {
+    fprintf(stderr, "attnscale %s: ", c->cmd);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
 void cli_usage(const struct cli *c, const char *fmt, ...) {
     va_list ap;
-    fprintf(stderr, "attnscale %s: ", c->cmd);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vmessage(c, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\nTry 'attnscale %s --help'.\n", c->cmd);
+    fprintf(stderr, "Try 'attnscale %s --help'.\n", c->cmd);
     exit(CLI_EXIT_USAGE);
 }
 
 void cli_fail(const struct cli *c, const char *fmt, ...) {
     va_list ap;
-    fprintf(stderr, "attnscale %s: ", c->cmd);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vmessage(c, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
     exit(CLI_EXIT_FAILURE);
 }
 
@@ -59,11 +63,9 @@ void cli_msg(const struct cli *c, int level, const char *fmt, ...) {
     if (c->verbosity < level)
         return;
     va_list ap;
-    fprintf(stderr, "attnscale %s: ", c->cmd);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vmessage(c, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
 }
 
 int cli_common_option(struct cli *c, int opt, const char *arg, const char *help) {

@@ -139,22 +139,13 @@ static void layer_row(long double *restrict xo, long double *restrict p,
 
 int ats_ref_layer_forward(long double *xout, const long double *x, int64_t n, int64_t d,
                           long double beta, long double alpha, long double *ws) {
-    ATS_ASSERT(xout && x && ws && n >= 1 && d >= 1 && xout != x);
-    int rc = check_params(beta, alpha);
-    if (rc != ATS_STATUS_OK)
-        return rc;
-    long double *y = ws, *r = ws + n * d, *p = r + n;
-    rc = ats_ref_normalize(y, r, x, n, d);
-    if (rc != ATS_STATUS_OK)
-        return rc;
-    for (int64_t i = 0; i < n; i++)
-        layer_row(xout + i * d, p, y, x + i * d, n, d, i, beta, alpha);
-    return ATS_STATUS_OK;
+    return ats_ref_layer_rows(xout, x, NULL, n, n, d, beta, alpha, ws);
 }
 
 int ats_ref_layer_rows(long double *xout, const long double *x, const int64_t *rows, int64_t nrows,
                        int64_t n, int64_t d, long double beta, long double alpha, long double *ws) {
-    ATS_ASSERT(xout && x && rows && ws && n >= 1 && d >= 1 && nrows >= 0 && xout != x);
+    ATS_ASSERT(xout && x && ws && n >= 1 && d >= 1 && nrows >= 0 && xout != x);
+    ATS_ASSERT(rows || nrows == n);
     int rc = check_params(beta, alpha);
     if (rc != ATS_STATUS_OK)
         return rc;
@@ -163,7 +154,7 @@ int ats_ref_layer_rows(long double *xout, const long double *x, const int64_t *r
     if (rc != ATS_STATUS_OK)
         return rc;
     for (int64_t t = 0; t < nrows; t++) {
-        int64_t i = rows[t];
+        int64_t i = rows ? rows[t] : t; // NULL: every row in order
         ATS_ASSERT(i >= 0 && i < n);
         layer_row(xout + t * d, p, y, x + i * d, n, d, i, beta, alpha);
     }

@@ -59,7 +59,8 @@ int ats_ref_layer_forward(long double *xout, const long double *x, int64_t n, in
 
 // Only the output rows listed: xout row t is x'_{rows[t]}. Bit-identical to the same rows of
 // ats_ref_layer_forward. Cost n d (normalise every token) + 2 n d per listed row.
-// xout: (nrows, d) out; x: (n, d); rows: (nrows), each in [0, n), repeats allowed.
+// xout: (nrows, d) out; x: (n, d); rows: (nrows), each in [0, n), repeats allowed (NULL with
+// nrows == n: every row, which is ats_ref_layer_forward).
 // ws: ats_ref_layer_ws_len(n, d) long doubles. Returns as ats_ref_layer_forward.
 int ats_ref_layer_rows(long double *xout, const long double *x, const int64_t *rows, int64_t nrows,
                        int64_t n, int64_t d, long double beta, long double alpha, long double *ws);

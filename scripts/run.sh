@@ -29,3 +29,10 @@ run simplex_residual rho_out --n 1024 --rho 0.5 --alpha 0,0.25,0.5,1 --gamma 0:6
 
 echo "critical point gamma = 1/(1 - rho) at n = 1024, rho = 0.5 (limits: rho' -> 0.8, eta -> 0.25):"
 "$bin" simplex --n 1024 --d 1025 --rho 0.5 --gamma 1,2,3 --format csv
+
+echo "attnscale: production scaling policies (THEORY.md section 5), last row of n tokens"
+# The relative policies (multipliers of the trained logit scale); log-n, ssmax and
+# sqrt-2-log-n are absolute scales and sit far above them (attnscale policies --list).
+"$bin" policies --policy yarn,yarn-dynamic,gpt-oss,deepseek,longrope,qwen-logn,llama4,mistral,grok2,inkling,su,critical \
+    --n 1e3:1e7:200:log --format csv --output "$out/policies.csv" --plot "$out/policies.png" -q
+echo "  $out/policies.png, $out/policies.csv: $(($(wc -l < "$out/policies.csv") - 1)) records"

@@ -239,7 +239,8 @@ int cmd_policies(int argc, char **argv) {
                 y[s * npts + k] = vals[s * npts + k].multiplier;
             ser[s] = (struct ats_plot_series){x, y + s * npts, NULL, npts,
                                               combine ? combined : ats_policy_get(ids[s])->name,
-                                              0, (int)(s % 10)};
+                                              (int)(s / 10 % 2), (int)(s % 10)}; // 10 colours,
+                                                                                 // then dashed
         }
         struct ats_plot_axes ax = ats_plot_axes_default();
         ax.title = "attention-scaling policies: logit multiplier";

@@ -229,6 +229,84 @@ struct ats_simplex {
 int ats_simplex_eval(struct ats_simplex *out, const struct ats_simplex_params *p);
 
 // ----------------------------------------------------------------------------
+// Paper 2 (arXiv 2605.08505; THEORY.md section 3): one query q on S^(d-1), n keys i.i.d.
+// uniform on S^(d-1), weights w_j ∝ exp(beta <q, k_j>) (the inverse-temperature convention of
+// THEORY.md 3.1), output y = sum_j w_j k_j (value matrix = identity).
+
+// Constants of THEORY.md 3.2 for d >= 2: c_d = Gamma(d/2)/(sqrt(pi) Gamma((d-1)/2)),
+// kappa_d = c_d/(d-1), beta* = (kappa_d n)^(2/(d-1)). NAN for d < 2 or n <= 0.
+double ats_sphere_c(int64_t d);
+double ats_sphere_kappa(int64_t d);
+double ats_sphere_beta_star(int64_t d, double n);
+
+// I_{nu+1}(x)/I_nu(x) for nu >= 0 (half-integers included) and x >= 0, to a few ulps for x from
+// 0 to 1e8 and nu up to 2048 (THEORY.md 3.3).
+double ats_bessel_ratio(double nu, double x);
+
+// A_d(beta) = I_{d/2}(beta)/I_{d/2-1}(beta): the mean resultant length E<q, y> as n -> inf.
+double ats_sphere_A(int64_t d, double beta);
+
+// Subcritical predictions (THEORY.md 3.3) at (d, n, beta): the law of large numbers and the
+// Gaussian fluctuations, and the finite-beta forms of max weight, effective size and entropy.
+struct ats_sphere_sub {
+    double A;        // A_d(beta): predicted <y, q>
+    double bias;     // beta (1 - A_d(beta)) -> (d-1)/2
+    double var_perp; // sigma_perp^2(beta): n Var of one tangential coordinate of y
+    double var_par;  // sigma_par^2(beta): n Var of <y, q>
+    double w1;       // e^beta / (n M_d(beta))
+    double n_eff;    // n M(beta)^2 / M(2 beta)
+    double entropy;  // log n + log M_d(beta) - beta A_d(beta)
+};
+int ats_sphere_subcritical(struct ats_sphere_sub *out, int64_t d, double n, double beta);
+
+// K_d = (d-1) Gamma((2d-4)/(d-1)) log 2 (THEORY.md 3.5): E[1 - w_(1)] ~ K_d beta*/beta.
+double ats_sphere_K(int64_t d);
+
+// The critical limit (THEORY.md 3.4) at tau' = beta/beta*: E[W_1], E[sum W_k^2] by numerical
+// integration (relative accuracy 1e-8), for d >= 2 and tau' > 0.
+int ats_ppp_expect(double *ew1, double *esw2, int64_t d, double tau_prime);
+
+// Upper incomplete gamma Gamma(s, x) for s > 0, x >= 0 (the PPP sampler's tail, THEORY.md 3.4).
+double ats_gamma_upper(double s, double x);
+
+enum ats_sampler { ATS_SAMPLER_EXACT, ATS_SAMPLER_PPP };
+
+struct ats_query_params {
+    int64_t d;            // >= 2
+    double n;             // keys, an integer >= 1 (exact sampler); ignored by ppp
+    double beta;          // >= 0 (ppp: tau' = beta/beta* must be > 0 and finite)
+    enum ats_sampler sampler;
+    int64_t topk;         // ordered weights to keep per trial, 0..ATS_QUERY_TOPK_MAX
+    int64_t chunk;        // keys per chunk of the exact sampler (0: the default 65536)
+    uint64_t seed;
+    int threads;          // 0: the OpenMP default
+};
+
+#define ATS_QUERY_TOPK_MAX 16
+
+// One trial: the statistics of the weights and of y (THEORY.md 3.1). For ppp, the n -> inf
+// critical limit of the same quantities (THEORY.md 3.4); cos_yq is then NAN (it tends to 1:
+// radial carries the information).
+struct ats_query_trial {
+    double w1;        // largest weight
+    double sum_w2;    // sum of squared weights
+    double entropy;   // -sum w log w (nats)
+    double cos_yq;    // <y, q>
+    double radial;    // beta* (1 - <y, q>) (exact) or its PPP limit sum W_k Gamma_k^(2/(d-1))/2
+    double perp;      // one tangential coordinate of y (exact); PPP: of n^(1/(d-1)) P_perp y
+    double top[ATS_QUERY_TOPK_MAX]; // ordered weights w_(1) >= w_(2) >= ...
+};
+
+struct ats_query_params ats_query_params_default(void);
+
+// Runs trials [t0, t0 + ntrials) into out: (ntrials,). Trial t, chunk c draws from the Philox
+// stream (seed, t * 2^32 + c): the results do not depend on threads or on how the trials are
+// split across calls. Returns ATS_STATUS_EDOM for parameters outside their domains,
+// ATS_STATUS_ENOMEM.
+int ats_query_run(struct ats_query_trial *out, const struct ats_query_params *p, int64_t t0,
+                  int64_t ntrials);
+
+// ----------------------------------------------------------------------------
 // Production attention-scaling policies (THEORY.md section 5). A policy multiplies the
 // standard logit <q,k>/sqrt(d_h) by m, on all head dimensions or only on the rotary (or the
 // non-rotary) ones, and m is fixed by the configuration (static), depends on the query

@@ -54,12 +54,13 @@ BENCH_SRC := $(sort $(wildcard bench/bench_*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 # Debian packages the build and the tests need (the set-up contract of DESIGN.md).
-DEB_PKGS := make gcc pkg-config libopenblas-dev libcairo2-dev libcjson-dev fonts-dejavu-core \
-            python3-numpy python3-torch
-FUZZ_PKGS := clang libclang-rt-14-dev
+RUN_PKGS  := make gcc pkg-config libopenblas-dev libcairo2-dev libcjson-dev fonts-dejavu-core
+# The tests also write .npy fixtures with NumPy and run scripts/dump_scores.py on PyTorch.
+TEST_PKGS := $(RUN_PKGS) python3-numpy python3-torch
+FUZZ_PKGS := clang libclang-rt-dev
 BENCH_PKGS := python3-numpy
 
-.PHONY: all lib cli deps run test check test-long bench fuzz format clean tests
+.PHONY: all lib cli deps test-deps run test check test-long bench fuzz format clean tests
 all: lib cli
 
 lib: $(BUILD)/libattnscale.a
@@ -67,7 +68,9 @@ cli: $(BUILD)/attnscale
 
 # Install what is missing with apt-get when root; otherwise print the exact command and stop.
 deps:
-	@PKGS="$(DEB_PKGS)" sh scripts/deps.sh
+	@PKGS="$(RUN_PKGS)" sh scripts/deps.sh
+test-deps:
+	@PKGS="$(TEST_PKGS)" sh scripts/deps.sh
 
 # The git hash and flags go into a generated header that changes only when they do.
 $(BUILD)/gen/buildinfo.h: FORCE
@@ -105,16 +108,16 @@ run: deps
 	@$(MAKE) --no-print-directory all
 	sh scripts/run.sh $(BUILD)/attnscale out
 
-test: deps
+test: test-deps
 	@$(MAKE) --no-print-directory tests
 	@sh tests/run.sh $(BUILD)
 
 SAN := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
-check: deps
+check: test-deps
 	@$(MAKE) --no-print-directory BUILD=build-check CFLAGS="$(SAN)" LDFLAGS="$(SAN)" tests
 	@ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp UBSAN_OPTIONS=print_stacktrace=1 sh tests/run.sh build-check
 
-test-long: deps
+test-long: test-deps
 	@$(MAKE) --no-print-directory tests
 	@ATS_TEST_LONG=1 sh tests/run.sh $(BUILD)
 

@@ -384,8 +384,9 @@ int ats_policy_eval(struct ats_policy_value *out, int64_t id, const struct ats_p
 // Composes policies multiplicatively per scope: acc->m_rot *= v->m_rot, acc->m_pass *=
 // v->m_pass; start from ats_policy_identity(). The scope and multiplier are read off the
 // resulting pair: all (m_rot == m_pass), rotary (m_pass == 1), nonrotary (m_rot == 1), and
-// otherwise no single multiplier applies (multiplier NAN). The dependence is the strongest
-// (length over row over static); extrapolated stays set once any part sets it.
+// otherwise no single multiplier applies (multiplier NAN). The dependence is the non-static
+// one, and row when a row and a length policy meet (the value then depends on the position);
+// extrapolated stays set once any part sets it.
 struct ats_policy_value ats_policy_identity(void);
 void ats_policy_combine(struct ats_policy_value *acc, const struct ats_policy_value *v);
 
@@ -399,7 +400,8 @@ struct ats_row_stats {
                          // maximum; NAN for n < 2
     double beta_hat_k10; // the same over k >= 10 (robust); NAN for n < 10
     double beta_half;    // root of sum_{j != argmax} exp(-beta D_j) = 1 (max weight 1/2);
-                         // 0 when n <= 2, +inf when another logit ties the maximum
+                         // 0 when n = 2, NAN when n = 1, +inf when another logit ties the
+                         // maximum
     double entropy;      // of the softmax at the applied beta (nats)
     double w1;           // largest weight at the applied beta
     double beta;         // the applied beta
@@ -452,7 +454,8 @@ struct ats_fit {
 
 struct ats_law_fits {
     int64_t buckets;     // length buckets with a finite median
-    double n_min, n_max; // range of the bucket lengths
+    double n_min, n_max; // range of the bucket lengths (medians of each bucket's lengths)
+    double n_largest;    // the largest length of any row fitted
     struct ats_fit log_law; // beta_hat = slope log n + intercept
     struct ats_fit polylog; // log beta_hat = xi log log n + c  (slope = xi)
     struct ats_fit power;   // log beta_hat = e log n + c       (slope = e = 2/alpha)
@@ -468,7 +471,9 @@ int ats_fit_laws(struct ats_law_fits *out, double *bucket_n, double *bucket_beta
 
 // THEORY.md 4.5: for policy id at the last row of each bucket length n_b, the least-squares
 // slope of log(beta m(n_b)/beta_hat(n_b)) against log n_b (0 keeps rows critical) and the
-// ratio beta m / beta_hat at the largest n, with beta_hat(n) from the best fit.
+// ratio beta m / beta_hat at the largest length fitted (fits->n_largest), with beta_hat(n)
+// from the best fit. m is the policy's multiplier on its scope: for a rotary-only policy that
+// is not the factor on the whole logit (the caller decides whether to rank it).
 struct ats_policy_rank {
     int64_t id;
     double slope;

@@ -2,13 +2,13 @@
 """Dump attention queries, keys or logits from a PyTorch model to .npy for `attnscale diagnose`.
 
 Library use, on your own model: hook the modules that produce the queries and keys, run the
-model once, and save one head (or all heads as rows):
+model once, and save one head:
 
     import dump_scores
     cap = dump_scores.Capture(model.layers[3].self_attn.q_proj,
                               model.layers[3].self_attn.k_proj)
     model(input_ids)
-    cap.save("out/", heads=32, head=0, causal=True)   # q.npy, k.npy, logits.npy
+    cap.save("out/", heads=32, kv_heads=8, head=0, causal=True)   # q.npy, k.npy, logits.npy
     cap.close()
 
 then:  attnscale diagnose --q out/q.npy --k out/k.npy --causal --policy all
@@ -66,12 +66,18 @@ class Capture:
             setattr(self, name, output.detach())
         return hook
 
-    def save(self, out_dir, heads, head=0, batch=0, causal=True):
-        """Split the captured (batch, n, heads * d_head) projections and save one head."""
+    def save(self, out_dir, heads, head=0, batch=0, causal=True, kv_heads=None):
+        """Split the captured (batch, n, heads * d_head) query and (batch, n, kv_heads * d_head)
+        key projections and save query head `head` with the key head it attends with
+        (grouped-query attention: kv_heads divides heads; default kv_heads = heads)."""
         if self.q is None or self.k is None:
             raise RuntimeError("run the model once after creating the Capture")
+        kv_heads = heads if kv_heads is None else kv_heads
+        if heads % kv_heads or not 0 <= head < heads:
+            raise ValueError(f"need kv_heads dividing heads and 0 <= head < heads, got "
+                             f"heads={heads}, kv_heads={kv_heads}, head={head}")
         q = self.q[batch].reshape(self.q.shape[1], heads, -1)[:, head]
-        k = self.k[batch].reshape(self.k.shape[1], heads, -1)[:, head]
+        k = self.k[batch].reshape(self.k.shape[1], kv_heads, -1)[:, head // (heads // kv_heads)]
         return save_qk(out_dir, q, k, causal)
 
     def close(self):

@@ -570,12 +570,26 @@ static void test_yarn_precedence(void) {
     p.factor = NAN;
     p.mscale_all_dim = 0;
     ATS_CHECK(m_last("deepseek", p, 10) == 1.0, "deepseek: mscale_all_dim 0 -> 1");
-    // mscale / attention factor do not enter deepseek (the official code has no amplitude).
-    p = defaults();
-    p.mscale = 0.5;
-    p.attention_factor = 3;
-    ATS_CHECK(m_last("deepseek", p, 10) == m_last("deepseek", defaults(), 10),
-              "deepseek ignores --mscale and --attention-factor");
+    // By default no rotary amplitude (the official code has none); --mscale or
+    // --attention-factor add transformers' port's amplitude on the rotary dims.
+    {
+        struct ats_policy_value v;
+        int64_t id = ats_policy_find("deepseek");
+        long double all = ref_deepseek(40, 1, 4096, 16384);
+        p = defaults();
+        ats_policy_eval(&v, id, &p, 9, 10);
+        ATS_CHECK(v.m_rot == v.m_pass && v.scope == ATS_POLICY_SCOPE_ALL,
+                  "deepseek: all dims only by default");
+        p.mscale = 0.5; // a = g(40, 0.5)/g(40, 1) with the V3 mscale_all_dim = 1
+        ats_policy_eval(&v, id, &p, 9, 10);
+        long double a = ref_g(40, 0.5L) / ref_g(40, 1);
+        CHECK_REF(v.m_rot, all * a * a, "deepseek --mscale 0.5: rotary dims x (g(s,.5)/g(s,1))^2");
+        CHECK_REF(v.m_pass, all, "deepseek --mscale 0.5: pass-through dims keep the softmax scale");
+        ATS_CHECK(isnan(v.multiplier), "deepseek with an amplitude: no single multiplier");
+        p.attention_factor = 3; // the explicit factor wins
+        ats_policy_eval(&v, id, &p, 9, 10);
+        CHECK_REF(v.m_rot, all * 9, "deepseek --attention-factor 3: rotary dims x 9");
+    }
     // Parameters a policy does not use are ignored, even out of every domain.
     p = defaults();
     p.factor = -5;

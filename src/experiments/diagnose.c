@@ -188,6 +188,7 @@ int ats_fit_laws(struct ats_law_fits *out, double *bucket_n, double *bucket_beta
             p[m++] = (struct pair){n[i], beta_hat[i]};
     double *bn = buf, *bb = buf + m, *tmp = buf + 2 * m, *x = buf + 3 * m, *y = buf + 4 * m;
     int64_t nb = bucketize(bn, bb, p, m, tmp);
+    double largest = p[m - 1].n;
     ats_free(p);
     int64_t k = 0; // buckets with a finite, positive median
     for (int64_t i = 0; i < nb; i++) {
@@ -203,6 +204,7 @@ int ats_fit_laws(struct ats_law_fits *out, double *bucket_n, double *bucket_beta
                                    "beta_hat (have %lld)", (long long)k);
     }
     memset(out, 0, sizeof *out);
+    out->n_largest = largest; // bucketize sorted the rows by length
     out->buckets = k;
     out->n_min = bn[0];
     out->n_max = bn[k - 1];
@@ -252,28 +254,36 @@ int ats_rank_policy(struct ats_policy_rank *out, int64_t id, const struct ats_po
                     const struct ats_law_fits *fits, const double *bucket_n, int64_t nb,
                     double beta) {
     ATS_ASSERT(out && p && fits && bucket_n && fits->best);
-    if (nb < 2)
-        ATS_ERROR(ATS_STATUS_EDOM, "ranking needs at least 2 lengths (have %lld)", (long long)nb);
+    if (nb < 3)
+        ATS_ERROR(ATS_STATUS_EDOM, "ranking needs at least 3 lengths (have %lld)", (long long)nb);
     if (!(beta > 0 && isfinite(beta)))
         ATS_ERROR(ATS_STATUS_EDOM, "beta = %g must be finite and > 0 to rank policies", beta);
-    double sx = 0, sy = 0, sxx = 0, sxy = 0, last = NAN;
-    for (int64_t i = 0; i < nb; i++) {
+    double *xy = ats_malloc_array((size_t)nb, 2 * sizeof *xy);
+    if (!xy)
+        ATS_ERROR(ATS_STATUS_ENOMEM, "no memory to rank over %lld lengths", (long long)nb);
+    int rc = ATS_STATUS_OK;
+    for (int64_t i = 0; i <= nb && rc == ATS_STATUS_OK; i++) {
+        // Buckets, then the largest length for the ratio; the policy at the last row.
+        double len = i < nb ? bucket_n[i] : fits->n_largest;
+        int64_t n = (int64_t)llround(len);
         struct ats_policy_value v;
-        int64_t len = (int64_t)llround(bucket_n[i]);
-        int rc = ats_policy_eval(&v, id, p, len - 1, len);
+        rc = ats_policy_eval(&v, id, p, n - 1, n);
         if (rc != ATS_STATUS_OK)
-            return rc;
-        double r = beta * v.multiplier / predict(fits, fits->best, bucket_n[i]);
-        double x = log(bucket_n[i]), y = log(r);
-        sx += x;
-        sy += y;
-        sxx += x * x;
-        sxy += x * y;
-        last = r;
+            break;
+        double r = beta * v.multiplier / predict(fits, fits->best, len);
+        if (i < nb) {
+            xy[i] = log(len);
+            xy[nb + i] = log(r);
+        } else {
+            out->ratio_at_max = r;
+        }
     }
-    double m = (double)nb;
-    out->id = id;
-    out->slope = (sxy - sx * sy / m) / (sxx - sx * sx / m);
-    out->ratio_at_max = last;
-    return ATS_STATUS_OK;
+    if (rc == ATS_STATUS_OK) {
+        struct ats_fit f;
+        line_fit(&f, xy, xy + nb, nb);
+        out->id = id;
+        out->slope = f.slope;
+    }
+    ats_free(xy);
+    return rc;
 }

@@ -387,10 +387,12 @@ static int eval_gpt_oss(double *m, const struct ats_policy_params *p) {
 // --mscale-all-dim here. precompute_freqs_cis builds unit-modulus rotations (torch.polar with
 // ones), so the official code applies no cos/sin amplitude: the extra rotary factor
 // (g(s, mscale)/g(s, mscale_all_dim))^2 that transformers' DeepSeek port puts into its cos/sin
-// cache (THEORY.md 5) is not part of this policy. It equals 1 for V3 and V2-Lite (equal
-// mscales); an engine that applies it is described by composing this policy with
-// `yarn --mscale C --mscale-all-dim C'`, which yields exactly that rotary factor.
-static int eval_deepseek(double *m, const struct ats_policy_params *p) {
+// cache (THEORY.md 5) is not applied by default. It equals 1 for V3 and V2-Lite (equal
+// mscales). Asking for it with --mscale or --attention-factor adds it on the rotary dims with
+// transformers' precedence (the explicit attention factor, else g(s, mscale)/g(s,
+// mscale_all_dim) when both are non-zero, else g(s)), as in that port; the value is then two
+// factors (m_rot, m_pass) and no single multiplier.
+static int eval_deepseek(double *m, double *rot, const struct ats_policy_params *p) {
     const char *name = "deepseek";
     double s = or_default(p->factor, DEEPSEEK_FACTOR);
     TRY(need_positive(name, "--factor", s));
@@ -404,6 +406,16 @@ static int eval_deepseek(double *m, const struct ats_policy_params *p) {
     if (max_len > l)
         g = 0.1 * c * log(s) + 1.0;
     *m = g * g;
+    *rot = 1;
+    if (given(p->attention_factor)) {
+        TRY(need_positive(name, "--attention-factor", p->attention_factor));
+        *rot = p->attention_factor * p->attention_factor;
+    } else if (given(p->mscale)) {
+        TRY(need_at_least(name, "--mscale", p->mscale, 0));
+        double a = p->mscale != 0 && c != 0 ? yarn_mscale(s, p->mscale) / yarn_mscale(s, c)
+                                            : yarn_mscale(s, 1);
+        *rot = a * a;
+    }
     return ATS_STATUS_OK;
 }
 
@@ -547,7 +559,7 @@ int ats_policy_eval(struct ats_policy_value *out, int64_t id, const struct ats_p
         ATS_ERROR(ATS_STATUS_EDOM, "%s: --n must be >= pos + 1 (got n = %lld, pos = %lld)",
                   info->name, (long long)n, (long long)pos);
 
-    double m = 1;
+    double m = 1, deepseek_rot = 1;
     int extrapolated = 0;
     switch ((enum policy_id)id) {
     case POLICY_YARN:
@@ -560,7 +572,7 @@ int ats_policy_eval(struct ats_policy_value *out, int64_t id, const struct ats_p
         TRY(eval_gpt_oss(&m, p));
         break;
     case POLICY_DEEPSEEK:
-        TRY(eval_deepseek(&m, p));
+        TRY(eval_deepseek(&m, &deepseek_rot, p));
         break;
     case POLICY_LONGROPE:
         TRY(eval_longrope(&m, p));
@@ -608,6 +620,11 @@ int ats_policy_eval(struct ats_policy_value *out, int64_t id, const struct ats_p
     out->extrapolated = extrapolated;
     out->m_rot = info->scope == ATS_POLICY_SCOPE_NONROTARY ? 1.0 : m;
     out->m_pass = info->scope == ATS_POLICY_SCOPE_ROTARY ? 1.0 : m;
+    if (deepseek_rot != 1) { // the rotary amplitude asked for on top of the softmax scale
+        struct ats_policy_value r = {deepseek_rot, deepseek_rot, 1, ATS_POLICY_SCOPE_ROTARY,
+                                     ATS_POLICY_STATIC, 0};
+        ats_policy_combine(out, &r);
+    }
     return ATS_STATUS_OK;
 }
 

@@ -4,10 +4,9 @@
  * The gaps D_j = s_max - s_j are sorted once (LSD radix sort on the IEEE bits, which order
  * non-negative doubles like integers: O(n)); then
  *   beta_hat   = max_{k >= k0} log k / D_(k)                  (k0 = 2 and 10)
- *   beta_half  : sum_{j >= 2} exp(-beta D_(j)) = 1, by Newton on h(beta) = log f(beta). h is
- *                convex and decreasing (a log-sum-exp of lines), so Newton started left of the
- *                root never overshoots it; the start lo = max_{k >= 3} log(k - 1)/D_(k) is left
- *                of the root because f(beta) >= (k - 1) exp(-beta D_(k)) for every k.
+ *   beta_half  : sum_{j >= 2} exp(-beta D_(j)) = 1, by safeguarded Newton on a convex,
+ *                decreasing rewriting of the equation (half_eq), started at the lower bound
+ *                max_{k >= 3} log(k - 1)/D_(k) (f(beta) >= (k - 1) exp(-beta D_(k)) for every k).
  *   Z, entropy and w1 at the applied beta, summed over the sorted gaps (smallest first) until
  *   the terms underflow.
  */
@@ -73,34 +72,45 @@ static double csum_value(const struct csum *a) {
     return a->s + a->c;
 }
 
-// f(beta) = sum_{j >= 2} exp(-beta D_(j)) and its derivative, summed until the remaining
-// terms are below 2^-60 of the total (their count times the current term bounds them).
-static void half_sum(double *f, double *df, const double *g, int64_t n, double beta) {
-    struct csum s = {0, 0}, ds = {0, 0};
-    for (int64_t j = 1; j < n; j++) {
-        double t = exp(-beta * g[j]);
-        csum_add(&s, t);
-        csum_add(&ds, -g[j] * t);
-        if (t * (double)(n - j) < 0x1p-60 * s.s)
+// The half-mass equation f(beta) = sum_{j >= 2} exp(-beta D_(j)) = 1 written as
+//   G(beta) = log R(beta) - log(1 - exp(-beta D_(2))) = 0,   R = sum_{j >= 3} exp(-beta D_(j)),
+// a difference that stays well scaled however small beta D_(2) is (1 - exp(-x) is formed as
+// -expm1(-x)) and whose terms are both convex and decreasing, so Newton converges fast and,
+// started left of the root, monotonically. R is summed shifted by D_(3) (no underflow) and
+// stops once the remaining terms are below 2^-60 of the sum. Needs n >= 3 and D_(2) > 0.
+static void half_eq(double *G, double *dG, const double *g, int64_t n, double beta) {
+    struct csum r = {0, 0}, r1 = {0, 0};
+    for (int64_t j = 2; j < n; j++) {
+        double t = exp(-beta * (g[j] - g[2]));
+        csum_add(&r, t);
+        csum_add(&r1, g[j] * t);
+        if (t * (double)(n - j) < 0x1p-60 * r.s)
             break;
     }
-    *f = csum_value(&s);
-    *df = csum_value(&ds);
+    double x2 = beta * g[1], rs = csum_value(&r);
+    *G = -beta * g[2] + log(rs) - log(-expm1(-x2));
+    *dG = -csum_value(&r1) / rs - g[1] / expm1(x2);
 }
 
-static double solve_half(const double *g, int64_t n, double lo) {
+// The root of G in [lo, hi] (bounds proved by the caller): Newton, with bisection in log beta
+// whenever rounding would take an iterate outside the shrinking bracket.
+static double solve_half(const double *g, int64_t n, double lo, double hi) {
     double beta = lo;
-    for (int it = 0; it < 200; it++) {
-        double f, df;
-        half_sum(&f, &df, g, n, beta);
-        // Newton on h = log f: beta -= log(f) f / f'.
-        double step = log(f) * f / df;
-        if (!(step <= 0)) // f <= 1 at or right of the root (rounding): done
+    for (int it = 0; it < 400; it++) {
+        double G, dG;
+        half_eq(&G, &dG, g, n, beta);
+        if (G > 0)
+            lo = beta;
+        else
+            hi = beta;
+        if (G == 0 || hi - lo <= 0x1p-52 * hi)
             break;
-        beta -= step;
-        // Quadratic convergence: once a step is below 2^-30 of beta, the error left after it
-        // is of order step^2/beta, below an ulp, and another evaluation would not move beta.
-        if (-step <= 0x1p-30 * beta)
+        double next = beta - G / dG;
+        if (!(next > lo && next < hi))
+            next = sqrt(lo * hi); // bisection in log beta (lo > 0)
+        int done = fabs(next - beta) <= 0x1p-52 * beta;
+        beta = next;
+        if (done)
             break;
     }
     return beta;
@@ -109,8 +119,15 @@ static double solve_half(const double *g, int64_t n, double lo) {
 // Entropy and max weight at beta from the sorted gaps (THEORY.md 1):
 // Z = sum exp(-beta D), w1 = 1/Z, H = log Z + beta sum w D.
 static void softmax_stats(struct ats_row_stats *out, const double *g, int64_t n, double beta) {
+    if (beta == 0) { // uniform weights, even when a gap overflows to inf (0 * inf is NaN)
+        out->w1 = 1 / (double)n;
+        out->entropy = log((double)n);
+        return;
+    }
+    // Z = 1 + (the rest): the maximum's own term is exactly 1 (D_(1) = 0), and keeping Z - 1
+    // apart lets log1p resolve the entropy of a nearly one-hot row.
     struct csum zs = {0, 0}, zds = {0, 0};
-    for (int64_t j = 0; j < n; j++) {
+    for (int64_t j = 1; j < n; j++) {
         double x = beta * g[j];
         if (x > 746) // exp(-x) is 0 in double from here on (gaps are sorted)
             break;
@@ -118,9 +135,9 @@ static void softmax_stats(struct ats_row_stats *out, const double *g, int64_t n,
         csum_add(&zs, t);
         csum_add(&zds, t * g[j]);
     }
-    double z = csum_value(&zs), zd = csum_value(&zds);
+    double zm1 = csum_value(&zs), zd = csum_value(&zds), z = 1 + zm1;
     out->w1 = 1 / z;
-    out->entropy = log(z) + beta * zd / z;
+    out->entropy = log1p(zm1) + beta * zd / z;
 }
 
 static void classify(struct ats_row_stats *out, double beta, double w) {
@@ -187,12 +204,18 @@ int ats_row_stats(struct ats_row_stats *out, const double *s, int64_t n, double 
     out->beta_hat = n >= 2 ? (d2 > 0 ? n2 / d2 : HUGE_VAL) : NAN;
     out->beta_hat_k10 = n >= 10 ? (d10 > 0 ? n10 / d10 : HUGE_VAL) : NAN;
     double lo = dlo > 0 ? nlo / dlo : HUGE_VAL;
-    if (n <= 2)
+    // f(0) = n - 1 and f decreases to #{ties at the maximum}: no root for n = 1 (the weight is
+    // 1 at every beta), the root 0 for n = 2, none finite with a tie at the maximum. The
+    // bracket: f >= (k - 1) exp(-beta D_(k)) for every k gives lo, f <= (n - 1) exp(-beta
+    // D_(2)) gives hi.
+    if (n == 1)
+        out->beta_half = NAN;
+    else if (n == 2)
         out->beta_half = 0;
     else if (g[1] == 0)
         out->beta_half = HUGE_VAL;
     else
-        out->beta_half = solve_half(g, n, lo);
+        out->beta_half = solve_half(g, n, lo, log((double)(n - 1)) / g[1]);
     softmax_stats(out, g, n, beta);
     classify(out, beta, w);
     return ATS_STATUS_OK;

@@ -17,7 +17,9 @@ static const char main_help[] =
     "\n"
     "Commands:\n"
     "  simplex    exact finite-n closed forms of the simplex layer (arXiv 2510.05554)\n"
+
     "  policies   logit multipliers of production attention-scaling policies\n"
+
     "  diagnose   gap-counting diagnostic of attention logits from .npy or safetensors\n"
     "             (arXiv 2605.12697): regime of each row and the law of its critical scale\n"
     "\n"
@@ -33,6 +35,7 @@ static const struct command commands[] = {
     {"simplex", cmd_simplex},
     {"policies", cmd_policies},
     {"diagnose", cmd_diagnose},
+
 };
 
 int main(int argc, char **argv) {

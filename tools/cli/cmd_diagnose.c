@@ -61,25 +61,33 @@ enum {
 };
 
 static const char *const columns[] = {
-    "record",      "row",          "n",           "beta",          "window",
+    "record",      "row",          "n",           "causal",        "beta",          "window",
     "multiplier",  "beta_applied", "beta_hat",    "beta_hat_k10",  "beta_half",
     "entropy",     "w1",           "ratio",       "regime",        "rows",
     "n_min",       "n_max",        "buckets",     "log_slope",     "log_intercept",
     "log_r2",      "log_resid_sd", "log_rmse",    "polylog_xi",    "polylog_c",
     "polylog_r2",  "polylog_resid_sd", "polylog_rmse", "power_e",  "power_c",
     "power_alpha", "power_r2",     "power_resid_sd", "power_rmse", "best",
-    "fit_error",   "policy",       "slope",       "ratio_at_max",  "rank"};
+    "fit_error",   "best_policy",  "policy",      "scope",         "slope",
+    "ratio_at_max", "rank"};
 
 struct input {
     struct ats_array *scores, *q, *k;
     double *kdata; // keys (n, d), read whole
     int64_t rows, n, d;
+    int64_t seq;   // rows per sequence: the second-to-last axis; row r is at position r % seq
 };
+
+// Rows of a (..., seq, cols) array form sequences of seq positions (a 1-D array: one row).
+static int64_t seq_len(const struct ats_array *a) {
+    int nd = ats_array_ndim(a);
+    return nd >= 2 ? ats_array_dim(a, nd - 2) : 1;
+}
 
 static struct ats_array *open_npy(const struct cli *c, const char *opt, const char *path) {
     struct ats_array *a;
     if (ats_npy_open(&a, path) != ATS_STATUS_OK)
-        cli_fail(c, "%s '%s': %s", opt, path, cli_last_error());
+        cli_fail(c, "%s: %s", opt, cli_last_error());
     return a;
 }
 
@@ -95,15 +103,17 @@ static void open_input(const struct cli *c, struct input *in, const char *scores
     if (scores)
         in->scores = open_npy(c, "--scores", scores);
     if (st && ats_safetensors_open(&in->scores, st, tensor) != ATS_STATUS_OK)
-        cli_fail(c, "--safetensors '%s': %s", st, cli_last_error());
+        cli_fail(c, "--safetensors: %s", cli_last_error());
     if (in->scores) {
         in->rows = ats_array_rows(in->scores);
         in->n = ats_array_cols(in->scores);
+        in->seq = seq_len(in->scores);
     } else {
         in->q = open_npy(c, "--q", q);
         in->k = open_npy(c, "--k", k);
         in->rows = ats_array_rows(in->q);
         in->d = ats_array_cols(in->q);
+        in->seq = seq_len(in->q);
         in->n = ats_array_rows(in->k);
         if (ats_array_ndim(in->k) != 2)
             cli_fail(c, "--k '%s': keys must have shape (n, d), not %d axes", k,
@@ -166,10 +176,26 @@ struct rank_row {
     double beta;
 };
 
+// |slope| to 9 significant digits: slopes that agree to rounding (log n, critical, su and
+// ssmax are all proportional to log n) rank as equals.
+static double slope_key(const struct rank_row *r) {
+    double a = fabs(r->r.slope);
+    if (a == 0 || !isfinite(a))
+        return a;
+    double scale = pow(10, 8 - floor(log10(a)));
+    return nearbyint(a * scale) / scale;
+}
+
+// By beta, then rounded |slope|, then registry order: a total order, so the ranking does not
+// depend on qsort's handling of equal keys.
 static int cmp_rank(const void *x, const void *y) {
-    double a = fabs(((const struct rank_row *)x)->r.slope);
-    double b = fabs(((const struct rank_row *)y)->r.slope);
-    return (a > b) - (a < b);
+    const struct rank_row *a = x, *b = y;
+    if (a->beta != b->beta)
+        return (a->beta > b->beta) - (a->beta < b->beta);
+    double ka = slope_key(a), kb = slope_key(b);
+    if (ka != kb)
+        return (ka > kb) - (ka < kb);
+    return (a->r.id > b->r.id) - (a->r.id < b->r.id);
 }
 
 int cmd_diagnose(int argc, char **argv) {
@@ -250,9 +276,10 @@ int cmd_diagnose(int argc, char **argv) {
 
     struct input in;
     open_input(&c, &in, scores, qpath, kpath, st, tensor);
-    if (causal && in.rows > in.n)
-        cli_fail(&c, "--causal: %lld rows but only %lld columns (row i sees columns 0..i)",
-                 (long long)in.rows, (long long)in.n);
+    if (causal && in.seq > in.n)
+        cli_fail(&c, "--causal: sequences of %lld positions but only %lld columns (position p "
+                     "sees columns 0..p)",
+                 (long long)in.seq, (long long)in.n);
 
     // Combinations of beta and window, in option order.
     int64_t ncombo = betav.count * windowv.count;
@@ -280,14 +307,20 @@ int cmd_diagnose(int argc, char **argv) {
         cli_fail(&c, "out of memory for a block of %lld rows of %lld logits", (long long)block,
                  (long long)in.n);
 
-    // The policy is checked on its first and last rows before any output.
+    // The policy is checked at the first and last positions before any output; it must
+    // multiply whole logits (a rotary-only factor depends on the model's rotary share).
     if (policy_id >= 0) {
         struct ats_policy_value v;
-        int64_t last = in.rows - 1;
+        int64_t last = in.seq - 1;
         if (ats_policy_eval(&v, policy_id, &params, 0, causal ? 1 : in.n) != ATS_STATUS_OK ||
             ats_policy_eval(&v, policy_id, &params, last, causal ? last + 1 : in.n) !=
                 ATS_STATUS_OK)
-            cli_usage(&c, "%s", cli_last_error());
+            cli_usage(&c, "--policy %s: %s", policy, cli_last_error());
+        if (v.scope != ATS_POLICY_SCOPE_ALL || isnan(v.multiplier))
+            cli_usage(&c, "--policy %s scales %s head dimensions only, not whole logits: apply it "
+                          "when computing the logits instead",
+                      policy, isnan(v.multiplier) ? "rotary and pass-through" :
+                              ats_policy_scope_name(v.scope));
     }
     cli_begin(&c, argc, argv);
     if (c.format == ATS_FORMAT_CSV)
@@ -299,12 +332,12 @@ int cmd_diagnose(int argc, char **argv) {
         int64_t nr = in.rows - r0 < block ? in.rows - r0 : block;
         read_block(&c, &in, s, qbuf, r0, nr);
         for (int64_t i = 0; i < nr; i++) {
-            int64_t row = r0 + i;
-            lens[i] = causal ? row + 1 : in.n;
+            int64_t row = r0 + i, pos = row % in.seq;
+            lens[i] = causal ? pos + 1 : in.n;
             mult[i] = 1;
             if (policy_id >= 0) {
                 struct ats_policy_value v;
-                if (ats_policy_eval(&v, policy_id, &params, row, causal ? row + 1 : in.n) !=
+                if (ats_policy_eval(&v, policy_id, &params, pos, causal ? pos + 1 : in.n) !=
                     ATS_STATUS_OK)
                     cli_fail(&c, "--policy at row %lld: %s", (long long)row, cli_last_error());
                 mult[i] = v.multiplier;
@@ -327,6 +360,9 @@ int cmd_diagnose(int argc, char **argv) {
                 ats_writer_string(w, "record", "row");
                 ats_writer_int(w, "row", r0 + i);
                 ats_writer_int(w, "n", o->n);
+                ats_writer_int(w, "causal", causal);
+                if (policy_id >= 0)
+                    ats_writer_string(w, "policy", policy);
                 ats_writer_double(w, "beta", cb[k]);
                 ats_writer_double(w, "window", cw[k]);
                 ats_writer_double(w, "multiplier", mult[i]);
@@ -352,7 +388,8 @@ int cmd_diagnose(int argc, char **argv) {
         fprintf(stderr, "\rattnscale diagnose: %lld/%lld rows\n", (long long)in.rows,
                 (long long)in.rows);
 
-    // Summary: the laws of beta_hat_k10 over n (THEORY.md 4.4).
+    // Summary: the laws of beta_hat_k10 over n (THEORY.md 4.4), then the policies ranked by
+    // |slope| for each beta (THEORY.md 4.5).
     struct ats_law_fits fits;
     double *bn = malloc((size_t)in.rows * sizeof *bn);
     if (!bn)
@@ -360,6 +397,36 @@ int cmd_diagnose(int argc, char **argv) {
     int fit_rc = ats_fit_laws(&fits, bn, NULL, all_n, all_bh, in.rows);
     char fit_error[512];
     snprintf(fit_error, sizeof fit_error, "%s", fit_rc == ATS_STATUS_OK ? "" : cli_last_error());
+    int64_t np = policy && fit_rc == ATS_STATUS_OK ? (rank_all ? ats_policy_count() : 1) : 0;
+    struct rank_row *ranks = malloc((size_t)(np * betav.count + 1) * sizeof *ranks);
+    if (!ranks)
+        cli_fail(&c, "out of memory");
+    int64_t nranks = 0;
+    for (int64_t b = 0; b < betav.count; b++) {
+        for (int64_t p = 0; p < np; p++) {
+            int64_t id = rank_all ? p : policy_id;
+            struct ats_policy_value v;
+            int64_t big = (int64_t)llround(fits.n_largest);
+            if (ats_policy_eval(&v, id, &params, big - 1, big) == ATS_STATUS_OK &&
+                (v.scope != ATS_POLICY_SCOPE_ALL || isnan(v.multiplier))) {
+                if (b == 0)
+                    cli_msg(&c, 2, "note: %s not ranked: it scales %s dimensions only",
+                            ats_policy_get(id)->name, ats_policy_scope_name(v.scope));
+                continue;
+            }
+            struct rank_row *r = &ranks[nranks];
+            if (ats_rank_policy(&r->r, id, &params, &fits, bn, fits.buckets, betav.v[b]) ==
+                ATS_STATUS_OK) {
+                r->beta = betav.v[b];
+                nranks++;
+            } else if (b == 0) {
+                cli_msg(&c, 2, "note: %s not ranked: %s", ats_policy_get(id)->name,
+                        cli_last_error());
+            }
+        }
+    }
+    qsort(ranks, (size_t)nranks, sizeof *ranks, cmp_rank);
+
     struct ats_writer *w = c.writer;
     ats_writer_string(w, "record", "summary");
     ats_writer_int(w, "rows", in.rows);
@@ -372,44 +439,31 @@ int cmd_diagnose(int argc, char **argv) {
         write_fit(w, "power", "power_e", "power_c", &fits.power);
         ats_writer_double(w, "power_alpha", 2 / fits.power.slope);
         ats_writer_string(w, "best", fits.best);
+        if (nranks > 0)
+            ats_writer_string(w, "best_policy", ats_policy_get(ranks[0].r.id)->name);
     } else {
         ats_writer_string(w, "fit_error", fit_error);
     }
     cli_end_record(&c);
-
-    // Policies (THEORY.md 4.5), ranked by |slope| for each beta.
-    if (policy && fit_rc == ATS_STATUS_OK) {
-        int64_t np = rank_all ? ats_policy_count() : 1;
-        struct rank_row *ranks = malloc((size_t)np * sizeof *ranks);
-        if (!ranks)
-            cli_fail(&c, "out of memory");
-        for (int64_t b = 0; b < betav.count; b++) {
-            int64_t got = 0;
-            for (int64_t p = 0; p < np; p++) {
-                int64_t id = rank_all ? p : policy_id;
-                if (ats_rank_policy(&ranks[got].r, id, &params, &fits, bn, fits.buckets,
-                                    betav.v[b]) == ATS_STATUS_OK) {
-                    ranks[got++].beta = betav.v[b];
-                } else {
-                    cli_msg(&c, 2, "note: %s not ranked: %s", ats_policy_get(id)->name,
-                            cli_last_error());
-                }
-            }
-            qsort(ranks, (size_t)got, sizeof *ranks, cmp_rank);
-            for (int64_t p = 0; p < got; p++) {
-                ats_writer_string(w, "record", "policy");
-                ats_writer_string(w, "policy", ats_policy_get(ranks[p].r.id)->name);
-                ats_writer_double(w, "beta", ranks[p].beta);
-                ats_writer_double(w, "slope", ranks[p].r.slope);
-                ats_writer_double(w, "ratio_at_max", ranks[p].r.ratio_at_max);
-                ats_writer_int(w, "rank", p + 1);
-                cli_end_record(&c);
-            }
-        }
-        free(ranks);
-    } else if (policy) {
+    if (policy && fit_rc != ATS_STATUS_OK)
         cli_msg(&c, 2, "note: policies not ranked: %s", fit_error);
+    // Ranks per beta, competition style (1, 2, 2, 4): equal rounded slopes share a rank, listed
+    // in registry order.
+    for (int64_t i = 0, rank = 0, pos = 0; i < nranks; i++) {
+        int first = i == 0 || ranks[i].beta != ranks[i - 1].beta;
+        pos = first ? 1 : pos + 1;
+        if (first || slope_key(&ranks[i]) != slope_key(&ranks[i - 1]))
+            rank = pos;
+        ats_writer_string(w, "record", "policy");
+        ats_writer_string(w, "policy", ats_policy_get(ranks[i].r.id)->name);
+        ats_writer_string(w, "scope", "all");
+        ats_writer_double(w, "beta", ranks[i].beta);
+        ats_writer_double(w, "slope", ranks[i].r.slope);
+        ats_writer_double(w, "ratio_at_max", ranks[i].r.ratio_at_max);
+        ats_writer_int(w, "rank", rank);
+        cli_end_record(&c);
     }
+    free(ranks);
 
     free(bn);
     free(cb);

@@ -24,8 +24,8 @@ static const char policies_help[] =
     "  --pos P         0-based query position; alone it means N = P + 1\n"
     "  --combine       one record per point: the product of the chosen policies per scope\n"
     "  --list          name every policy with its model family, source and formula\n"
-    "  --plot FILE     multiplier against length on a log axis (png, svg or pdf)\n"
-    "  --d D           head dimension of sphere-critical\n"
+    "  --plot FILE     multiplier against --n (or --pos + 1, whichever has several values) on\n"
+    "                  a log axis (png, svg or pdf)\n"
     "\n" CLI_POLICY_HELP
     "\n"
     "Record keys: policy, n, pos, multiplier (on its scope; null when no single factor\n"
@@ -210,6 +210,9 @@ int cmd_policies(int argc, char **argv) {
             cli_usage(&c, "--plot: '%s' must end in .png, .svg or .pdf", plot);
         if (npts < 2)
             cli_usage(&c, "--plot needs several lengths (--n or --pos with several values)");
+        if (nv.count > 1 && posv.count > 1)
+            cli_usage(&c, "--plot draws against one axis: give several values to --n or to "
+                          "--pos, not both");
     }
     cli_begin(&c, argc, argv);
     char combined[1024] = "";
@@ -232,8 +235,9 @@ int cmd_policies(int argc, char **argv) {
         double *x = malloc((size_t)npts * sizeof *x), *y = malloc((size_t)(nser * npts) * sizeof *y);
         if (!ser || !x || !y)
             cli_fail(&c, "out of memory");
+        // Against the option that varies: the total length n, or the keys the query sees.
         for (int64_t k = 0; k < npts; k++)
-            x[k] = (double)pp[k] + 1; // keys seen by the query: the context length of the row
+            x[k] = nv.count > 1 ? (double)pn[k] : (double)pp[k] + 1;
         for (int64_t s = 0; s < nser; s++) {
             for (int64_t k = 0; k < npts; k++)
                 y[s * npts + k] = vals[s * npts + k].multiplier;
@@ -244,7 +248,8 @@ int cmd_policies(int argc, char **argv) {
         }
         struct ats_plot_axes ax = ats_plot_axes_default();
         ax.title = "attention-scaling policies: logit multiplier";
-        ax.xlabel = "context length seen by the query (p + 1)";
+        ax.xlabel = nv.count > 1 ? "context length n (query at the last row unless --pos)"
+                                 : "keys seen by the query (p + 1)";
         ax.ylabel = "multiplier";
         ax.xlog = 1;
         if (ats_plot_lines(plot, &ax, ser, nser) != ATS_STATUS_OK)

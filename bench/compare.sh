@@ -42,3 +42,8 @@ trap 'rm -f "$logits"' EXIT
 compare diagnose_causal_4000 \
     "$build/attnscale diagnose --scores $logits --causal --format csv -q" \
     "/usr/bin/python3 bench/baselines/diagnose_numpy.py $logits"
+
+# query: one trial of 10^8 keys at d = 3 (the NumPy script streams 4-million-key chunks).
+compare query_d3_1e8 \
+    "$build/attnscale query --d 3 --n 1e8 --beta 100 --trials 1 -q" \
+    "/usr/bin/python3 bench/baselines/query_numpy.py 1e8 100"

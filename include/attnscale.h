@@ -240,7 +240,7 @@ double ats_sphere_kappa(int64_t d);
 double ats_sphere_beta_star(int64_t d, double n);
 
 // I_{nu+1}(x)/I_nu(x) for nu >= 0 (half-integers included) and x >= 0, to a few ulps for x from
-// 0 to 1e8 and nu up to 2048 (THEORY.md 3.3).
+// 0 to 1e8 and nu up to 2048 (THEORY.md 3.3); NAN for arguments outside that domain.
 double ats_bessel_ratio(double nu, double x);
 
 // A_d(beta) = I_{d/2}(beta)/I_{d/2-1}(beta): the mean resultant length E<q, y> as n -> inf.
@@ -257,13 +257,17 @@ struct ats_sphere_sub {
     double n_eff;    // n M(beta)^2 / M(2 beta)
     double entropy;  // log n + log M_d(beta) - beta A_d(beta)
 };
+// ATS_STATUS_EDOM for d < 2 or d > 2^20 (a cost cap), n < 1 or beta < 0; a field whose value
+// overflows comes back as +inf.
 int ats_sphere_subcritical(struct ats_sphere_sub *out, int64_t d, double n, double beta);
 
 // K_d = (d-1) Gamma((2d-4)/(d-1)) log 2 (THEORY.md 3.5): E[1 - w_(1)] ~ K_d beta*/beta.
+// +inf at d = 2 (Gamma(0): there the mean decays like (log tau')/tau' instead).
 double ats_sphere_K(int64_t d);
 
 // The critical limit (THEORY.md 3.4) at tau' = beta/beta*: E[W_1], E[sum W_k^2] by numerical
-// integration (relative accuracy 1e-8), for d >= 2 and tau' > 0.
+// integration (relative accuracy 1e-8), for d >= 2 and tau' > 0; either output may be NULL.
+// The cost grows with d (about 1 s at d = 100); values below ~1e-300 come back as 0.
 int ats_ppp_expect(double *ew1, double *esw2, int64_t d, double tau_prime);
 
 // Upper incomplete gamma Gamma(s, x) for s > 0, x >= 0 (the PPP sampler's tail, THEORY.md 3.4).
@@ -274,12 +278,13 @@ enum ats_sampler { ATS_SAMPLER_EXACT, ATS_SAMPLER_PPP };
 struct ats_query_params {
     int64_t d;            // >= 2
     double n;             // keys, an integer >= 1 (exact sampler); ignored by ppp
-    double beta;          // >= 0 (ppp: tau' = beta/beta* must be > 0 and finite)
+    double beta;          // >= 0; for ppp this field IS tau' = beta/beta* (> 0, finite) and
+                          // beta* is not used
     enum ats_sampler sampler;
     int64_t topk;         // ordered weights to keep per trial, 0..ATS_QUERY_TOPK_MAX
     int64_t chunk;        // keys per chunk of the exact sampler (0: the default 65536)
     uint64_t seed;
-    int threads;          // 0: the OpenMP default
+    int threads;          // 0: the OpenMP default; < 0 is EDOM
 };
 
 #define ATS_QUERY_TOPK_MAX 16
@@ -297,12 +302,14 @@ struct ats_query_trial {
     double top[ATS_QUERY_TOPK_MAX]; // ordered weights w_(1) >= w_(2) >= ...
 };
 
+// d = 3, n = 1000, beta = 1, exact sampler, topk = 0, chunk = 0 (65536), seed = 1, threads 0.
 struct ats_query_params ats_query_params_default(void);
 
 // Runs trials [t0, t0 + ntrials) into out: (ntrials,). Trial t, chunk c draws from the Philox
 // stream (seed, t * 2^32 + c): the results do not depend on threads or on how the trials are
 // split across calls. Returns ATS_STATUS_EDOM for parameters outside their domains,
-// ATS_STATUS_ENOMEM.
+// ATS_STATUS_ERANGE for more than 2^32 trials or chunks per trial, or a ppp point whose tail
+// would need more than 2^26 points (large d with small tau'), ATS_STATUS_ENOMEM.
 int ats_query_run(struct ats_query_trial *out, const struct ats_query_params *p, int64_t t0,
                   int64_t ntrials);
 

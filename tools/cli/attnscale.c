@@ -17,9 +17,11 @@ static const char main_help[] =
     "\n"
     "Commands:\n"
     "  simplex    exact finite-n closed forms of the simplex layer (arXiv 2510.05554)\n"
-
+    "  query      one query against n random keys on the sphere (arXiv 2605.08505): weights,\n"
+    "             entropy and output in the sub-, critical and supercritical regimes\n"
     "  policies   logit multipliers of production attention-scaling policies\n"
-
+    "  reproduce  the figures of paper 2 (and with all, the simplex maps and policies), PNG\n"
+    "             with CSV beside each\n"
     "  diagnose   gap-counting diagnostic of attention logits from .npy or safetensors\n"
     "             (arXiv 2605.12697): regime of each row and the law of its critical scale\n"
     "\n"
@@ -35,7 +37,8 @@ static const struct command commands[] = {
     {"simplex", cmd_simplex},
     {"policies", cmd_policies},
     {"diagnose", cmd_diagnose},
-
+    {"query", cmd_query},
+    {"reproduce", cmd_reproduce},
 };
 
 int main(int argc, char **argv) {

@@ -168,5 +168,7 @@ const char *cli_policy_names(void);
 int cmd_simplex(int argc, char **argv);
 int cmd_policies(int argc, char **argv);
 int cmd_diagnose(int argc, char **argv);
+int cmd_query(int argc, char **argv);
+int cmd_reproduce(int argc, char **argv);
 
 #endif // ATS_CLI_H

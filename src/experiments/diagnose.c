@@ -42,7 +42,11 @@ int ats_row_block(struct ats_row_stats *out, const double *s, int64_t nrows, int
     int64_t per = ats_row_stats_workspace(cols);
     int64_t first_bad = nrows; // lowest failing row: the same for every thread count
     int bad_status = ATS_STATUS_OK;
+#ifdef _OPENMP
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 4)
+#else
+    (void)nt;
+#endif
     for (int64_t i = 0; i < nrows; i++) {
         int t = 0;
 #ifdef _OPENMP
@@ -59,7 +63,9 @@ int ats_row_block(struct ats_row_stats *out, const double *s, int64_t nrows, int
             rc = ats_row_stats_rebeta(&o[c], n, beta[c] * m, window[c], w);
         }
         if (rc != ATS_STATUS_OK) {
+#ifdef _OPENMP
 #pragma omp critical(ats_row_block_bad)
+#endif
             if (i < first_bad) {
                 first_bad = i;
                 bad_status = rc;

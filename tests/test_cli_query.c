@@ -55,6 +55,18 @@ int main(void) {
               "exact n = 1e5: E[w1] = %.5f +- %.5f vs the critical limit %.8f", w1, se, th);
     run_free(&r);
 
+    // Supercritical, tau' = 100: E[1 - W_1] = 0.013715 in the limit (THEORY.md 3.5; K_3/tau' =
+    // 0.013863 asymptotically); the exact sampler at n = 1e5 within 4 SE of the limit.
+    r = run("query --d 3 --n 1e5 --tau-prime 100 --trials 2000 --theory");
+    w1 = field(r.out, "w1");
+    se = field(r.out, "w1_se");
+    th = field(r.out, "w1_theory");
+    ATS_CHECK(r.status == 0 && fabs(th - (1 - 0.013715)) < 5e-7 && fabs(w1 - th) <= 4 * se,
+              "supercritical: E[w1] = %.5f +- %.5f vs the limit %.6f", w1, se, th);
+    ATS_CHECK_CLOSE(field(r.out, "w1_super"), 1 - 1.386294 / 100, 5e-9, 0,
+                    "w1_super = 1 - K_3/tau'");
+    run_free(&r);
+
     // Subcritical, d = 3, beta = 10, n = 2e5: <y,q> -> A_3(10) = coth 10 - 1/10 (THEORY.md 3.3);
     // the finite-n bias of the mean is below 1e-6 here.
     r = run("query --d 3 --n 2e5 --beta 10 --trials 200 --theory");

@@ -7,6 +7,9 @@
 
 #include <assert.h>
 #include <stddef.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "attnscale.h"
 
@@ -25,6 +28,17 @@
 __attribute__((format(printf, 4, 5)))
 #endif
 void ats_error(const char *file, int line, int status, const char *fmt, ...);
+
+// Threads for a parallel region: the caller's count, or OpenMP's default for 0; 1 without
+// OpenMP.
+static inline int ats_thread_count(int threads) {
+#ifdef _OPENMP
+    return threads > 0 ? threads : omp_get_max_threads();
+#else
+    (void)threads;
+    return 1;
+#endif
+}
 
 // malloc/free through one place; ats_malloc_array checks count * size for overflow.
 void *ats_malloc(size_t bytes);

@@ -19,17 +19,8 @@
 // ---------------------------------------------------------------------------
 // Rows in parallel
 
-static int thread_count(int threads) {
-#ifdef _OPENMP
-    return threads > 0 ? threads : omp_get_max_threads();
-#else
-    (void)threads;
-    return 1;
-#endif
-}
-
 int64_t ats_row_block_workspace(int64_t cols, int threads) {
-    return (int64_t)thread_count(threads) * ats_row_stats_workspace(cols);
+    return (int64_t)ats_thread_count(threads) * ats_row_stats_workspace(cols);
 }
 
 int ats_row_block(struct ats_row_stats *out, const double *s, int64_t nrows, int64_t cols,
@@ -38,7 +29,7 @@ int ats_row_block(struct ats_row_stats *out, const double *s, int64_t nrows, int
                   int64_t *bad_row, int64_t *bad_col) {
     ATS_ASSERT(out && s && beta && window && ws && bad_row && bad_col && ncombo >= 1);
     *bad_row = *bad_col = -1;
-    int nt = thread_count(threads);
+    int nt = ats_thread_count(threads);
     int64_t per = ats_row_stats_workspace(cols);
     int64_t first_bad = nrows; // lowest failing row: the same for every thread count
     int bad_status = ATS_STATUS_OK;

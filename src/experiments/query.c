@@ -73,15 +73,6 @@ struct ats_query_params ats_query_params_default(void) {
     return p;
 }
 
-// Threads for a parallel region: p->threads, or OpenMP's default for 0; 1 without OpenMP.
-static int query_threads(int threads) {
-#ifdef _OPENMP
-    return threads > 0 ? threads : omp_get_max_threads();
-#else
-    (void)threads;
-    return 1;
-#endif
-}
 
 // ----------------------------------------------------------------------------
 // Exact sampler
@@ -130,7 +121,7 @@ static int exact_run(struct ats_query_trial *out, const struct ats_query_params 
     struct ats_query_partial *part = ats_malloc_array((size_t)window, sizeof *part);
     if (!part)
         ATS_ERROR(ATS_STATUS_ENOMEM, "query: no memory for %lld chunk partials", (long long)window);
-    int nt = query_threads(p->threads);
+    int nt = ats_thread_count(p->threads);
     (void)nt; // nt and grab are used by the OpenMP pragma only
     (void)grab;
     struct ats_query_partial acc;
@@ -244,7 +235,7 @@ static int ppp_run(struct ats_query_trial *out, const struct ats_query_params *p
                   "query: ppp at d = %lld, tau' = %g needs ~%.3g points per sample (limit %lld): "
                   "use the exact sampler at large n",
                   (long long)p->d, p->beta, est, (long long)PPP_KMAX);
-    int nt = query_threads(p->threads);
+    int nt = ats_thread_count(p->threads);
     (void)nt;
     int64_t first_bad = ntrials;
 #ifdef _OPENMP

@@ -49,6 +49,7 @@
 #include <math.h>
 
 #include "core/internal.h"
+#include "theory/cf.h"
 #include "theory/bessel_i.h"
 
 #define BESSEL_PI 3.14159265358979323846264338327950288
@@ -68,46 +69,36 @@
 // Gauss: number of terms for convergence of F = b_0 + a/(b_1 + a/(b_2 + ...)),
 // b_k = 2(nu+1+k), a = x^2, by the modified Lentz method (Thompson & Barnett,
 // J. Comput. Phys. 64 (1986) 490).
+struct nu_x {
+    double nu, x;
+};
+
+static void gauss_coef(long k, double *a, double *b, const void *ctx) {
+    const struct nu_x *p = ctx;
+    *a = p->x * p->x;
+    *b = 2 * (p->nu + 1 + (double)k);
+}
+
 static long gauss_terms(double nu, double x) {
-    const double tiny = 1e-300;
-    double a = x * x, f = 2 * (nu + 1), c = f, dd = 0;
-    for (long k = 1; k < BESSEL_CF_MAX; k++) {
-        double b = 2 * (nu + 1 + (double)k);
-        dd = b + a * dd;
-        if (dd == 0)
-            dd = tiny;
-        c = b + a / c;
-        if (c == 0)
-            c = tiny;
-        dd = 1 / dd;
-        double delta = c * dd;
-        f *= delta;
-        if (fabs(delta - 1) <= 2 * DBL_EPSILON)
-            return k;
-    }
-    return -1;
+    struct nu_x p = {nu, x};
+    long terms;
+    ats_cf_lentz(2 * (nu + 1), gauss_coef, &p, BESSEL_CF_MAX, 2 * DBL_EPSILON, &terms);
+    return terms;
 }
 
 // Perron (scaled by x): number of terms for F = B_0 + A_1/(B_1 + A_2/(B_2 + ...)).
+static void perron_coef(long k, double *a, double *b, const void *ctx) {
+    const struct nu_x *p = ctx;
+    double kk = (double)k;
+    *a = -(2 * p->nu + 1 + 2 * kk) / p->x;
+    *b = 2 + (2 * p->nu + 2 + kk) / p->x;
+}
+
 static long perron_terms(double nu, double x) {
-    const double tiny = 1e-300;
-    double f = 1 + (2 * nu + 2) / x, c = f, dd = 0;
-    for (long k = 1; k < BESSEL_CF_MAX; k++) {
-        double kk = (double)k;
-        double a = -(2 * nu + 1 + 2 * kk) / x, b = 2 + (2 * nu + 2 + kk) / x;
-        dd = b + a * dd;
-        if (dd == 0)
-            dd = tiny;
-        c = b + a / c;
-        if (c == 0)
-            c = tiny;
-        dd = 1 / dd;
-        double delta = c * dd;
-        f *= delta;
-        if (fabs(delta - 1) <= 2 * DBL_EPSILON)
-            return k;
-    }
-    return -1;
+    struct nu_x p = {nu, x};
+    long terms;
+    ats_cf_lentz(1 + (2 * nu + 2) / x, perron_coef, &p, BESSEL_CF_MAX, 2 * DBL_EPSILON, &terms);
+    return terms;
 }
 
 void ats_bessel_ratio_ext(struct ats_bessel_ratio_ext *out, double nu, double x) {

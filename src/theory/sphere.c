@@ -28,6 +28,7 @@
 #include <math.h>
 
 #include "core/internal.h"
+#include "theory/cf.h"
 #include "theory/bessel_i.h"
 
 #define SPHERE_PI 3.14159265358979323846264338327950288
@@ -239,24 +240,17 @@ static double gamma_prefix(double s, double x) {
 }
 
 // Legendre's fraction F with Gamma(s, x) = x^s e^-x / F, by modified Lentz (x >= s + 1).
+static void gamma_coef(long k, double *a, double *b, const void *ctx) {
+    const double *sx = ctx; // {s, x}
+    *a = -(double)k * ((double)k - sx[0]);
+    *b = sx[1] + 2 * (double)k + 1 - sx[0];
+}
+
 static double gamma_cf(double s, double x) {
-    const double tiny = 1e-300;
-    double f = x + 1 - s, c = f, dd = 0;
-    for (int k = 1; k < 100000; k++) {
-        double a = -(double)k * ((double)k - s), b = x + 2 * (double)k + 1 - s;
-        dd = b + a * dd;
-        if (dd == 0)
-            dd = tiny;
-        c = b + a / c;
-        if (c == 0)
-            c = tiny;
-        dd = 1 / dd;
-        double delta = c * dd;
-        f *= delta;
-        if (fabs(delta - 1) <= 2 * DBL_EPSILON)
-            return f;
-    }
-    return NAN;
+    const double sx[2] = {s, x};
+    long terms;
+    double f = ats_cf_lentz(x + 1 - s, gamma_coef, sx, 100000, 2 * DBL_EPSILON, &terms);
+    return terms < 0 ? NAN : f;
 }
 
 double ats_gamma_upper(double s, double x) {

@@ -64,6 +64,7 @@
 #include <math.h>
 
 #include "core/internal.h"
+#include "theory/cf.h"
 
 #define PPP_EULER 0.577215664901532860606512090082402431
 #define PPP_GK_MAX 400
@@ -413,24 +414,14 @@ static int ppp_general(double *ew1, double *esw2, int64_t d, double tau) {
 
 // E_1(x) for x >= 2 by Legendre's fraction e^-x/(x + 1 - 1/(x + 3 - 4/(x + 5 - ...)))
 // (DLMF 8.9.2 with s = 0), modified Lentz.
+static void e1_coef(long k, double *a, double *b, const void *ctx) {
+    const double *x = ctx;
+    *a = -(double)k * (double)k;
+    *b = *x + 2 * (double)k + 1;
+}
+
 static double e1_cf(double x) {
-    const double tiny = 1e-300;
-    double f = x + 1, c = f, dd = 0;
-    for (int k = 1; k < 10000; k++) {
-        double a = -(double)k * (double)k, b = x + 2 * (double)k + 1;
-        dd = b + a * dd;
-        if (dd == 0)
-            dd = tiny;
-        c = b + a / c;
-        if (c == 0)
-            c = tiny;
-        dd = 1 / dd;
-        double delta = c * dd;
-        f *= delta;
-        if (fabs(delta - 1) <= DBL_EPSILON)
-            break;
-    }
-    return exp(-x) / f;
+    return exp(-x) / ats_cf_lentz(x + 1, e1_coef, &x, 10000, DBL_EPSILON, NULL);
 }
 
 // Ein(x) = int_0^x (1 - e^-t)/t dt = sum_{k>=1} (-1)^{k+1} x^k/(k k!)  (x < 2.5; the largest

@@ -92,6 +92,33 @@ int main(void) {
     expect_usage("query --d 3 --n 10 --beta 1 --sampler mcmc", "--sampler", "'mcmc'");
     expect_usage("query --d 3 --n 0.5 --beta 1", "--n", "integer");
     expect_usage("query --d 3 --n 10 --beta 1 --trials 0", "--trials", "[1, 1000000000]");
+    // reproduce: every figure of paper 2 with its CSV (quick settings, about half a minute).
+    expect_usage("reproduce", "one target", NULL);
+    expect_usage("reproduce paper3", "unknown target 'paper3'", NULL);
+    expect_usage("reproduce paper2 --output x.csv", "--output", "--outdir");
+    char args[700];
+    snprintf(args, sizeof args, "reproduce paper2 --quick --outdir %s/fig -q", tmpdir);
+    r = run(args);
+    const char *figs[] = {"paper2_regime_w1_d3",  "paper2_regime_entropy_d3",
+                          "paper2_regime_w1_d4",  "paper2_regime_entropy_d4",
+                          "paper2_regime_w1_d6",  "paper2_regime_entropy_d6",
+                          "paper2_ordered_tau1",  "paper2_ordered_tau5",
+                          "paper2_fluctuation_d3", "paper2_bias",
+                          "paper2_heat"};
+    int present = 0;
+    for (size_t i = 0; i < sizeof figs / sizeof figs[0]; i++) {
+        char png[800], csv[800];
+        snprintf(png, sizeof png, "%s/fig/%s.png", tmpdir, figs[i]);
+        snprintf(csv, sizeof csv, "%s/fig/%s.csv", tmpdir, figs[i]);
+        char *text = slurp(csv);
+        present += access(png, F_OK) == 0 && count_lines(text) >= 2;
+        free(text);
+    }
+    ATS_CHECK(r.status == 0 && present == (int)(sizeof figs / sizeof figs[0]),
+              "reproduce paper2 --quick: %d of %zu figures with their CSV (exit %d)", present,
+              sizeof figs / sizeof figs[0], r.status);
+    run_free(&r);
+
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0)

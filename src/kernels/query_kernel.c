@@ -210,6 +210,20 @@ ATS_QK_INLINE double qk_tree_sum(double *restrict x, int nb) {
 
 _Static_assert(QK_L == 256 && QK_S == 16, "qk_tree_sum is written for powers of two <= 256");
 
+// From the clamped exponents in k->ex and the keep mask in k->e2 (qk_weights, and the PPP
+// weights below): e = exp(-x) (0 where flushed), then e x, e^2, e v and e t for the sums.
+ATS_QK_INLINE void qk_moments(struct qk_block *restrict k, const double *restrict v, int nb) {
+    for (int i = 0; i < nb; i++) {
+        double x = k->ex[i];
+        double e = ats_qk_expneg_core(x) * k->e2[i];
+        k->e[i] = e;
+        k->ex[i] = e * x;
+        k->e2[i] = e * e;
+        k->eb[i] = e * v[i];
+        k->et[i] = e * k->t[i];
+    }
+}
+
 // e = exp(-2 beta (B - m)) and its products, for all nb entries (the caller zeroes the ones
 // past the chunk's last key, whose B, drawn but unused, may lie below m: hence x >= 0 is
 // enforced too). beta (2 (B - m)) rather than (2 beta)(B - m): no inf * 0 for beta near
@@ -222,15 +236,7 @@ ATS_QK_INLINE void qk_weights(struct qk_block *restrict k, double m, double beta
         k->ex[i] = keep ? x : ATS_QK_EXP_FLUSH; // x clamped (e = 0 beyond: no 0 * inf)
         k->e2[i] = keep ? 1.0 : 0.0;
     }
-    for (int i = 0; i < nb; i++) {
-        double x = k->ex[i];
-        double e = ats_qk_expneg_core(x) * k->e2[i];
-        k->e[i] = e;
-        k->ex[i] = e * x;
-        k->e2[i] = e * e;
-        k->eb[i] = e * k->b[i];
-        k->et[i] = e * k->t[i];
-    }
+    qk_moments(k, k->b, nb);
 }
 
 // Running sums relative to a new minimum m_new <= p->bmin.
@@ -435,15 +441,7 @@ static void qk_ppp_batch(struct ats_query_ppp *st, struct qk_block *restrict k,
         k->ex[i] = keep ? x : ATS_QK_EXP_FLUSH;
         k->e2[i] = keep ? 1.0 : 0.0;
     }
-    for (int i = 0; i < nb; i++) {
-        double x = k->ex[i];
-        double e = ats_qk_expneg_core(x) * k->e2[i];
-        k->e[i] = e;
-        k->ex[i] = e * x;
-        k->e2[i] = e * e;
-        k->eb[i] = e * k->c[i];
-        k->et[i] = e * k->t[i];
-    }
+    qk_moments(k, k->c, nb);
     if (st->k == 0)
         for (int i = 0; i < ATS_QUERY_TOPK_MAX; i++)
             st->top[i] = k->e[i];

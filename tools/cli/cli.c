@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 
@@ -199,4 +200,23 @@ int cli_grid_next(int64_t *idx, const struct ats_values *const *axes, int k) {
         idx[i] = 0;
     }
     return 0;
+}
+
+void cli_mean_se(double *mean, double *se, const double *first, int64_t m, size_t stride) {
+    const char *base = (const char *)first;
+    double s = 0, v = 0;
+    for (int64_t i = 0; i < m; i++)
+        s += *(const double *)(base + (size_t)i * stride);
+    *mean = s / (double)m;
+    for (int64_t i = 0; i < m; i++) {
+        double dv = *(const double *)(base + (size_t)i * stride) - *mean;
+        v += dv * dv;
+    }
+    *se = m >= 2 ? sqrt(v / (double)(m - 1) / (double)m) : NAN;
+}
+
+double cli_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }

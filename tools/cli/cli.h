@@ -164,6 +164,14 @@ void cli_policy_params_record(struct ats_writer *w, const struct ats_policy_para
 // "yarn, yarn-dynamic, ..." for messages.
 const char *cli_policy_names(void);
 
+// Mean of m doubles and its standard error (sample sd / sqrt(m); NAN for m < 2), THEORY.md 1.
+// The values are first[0], first[stride], ... with stride in bytes, so one field of an array
+// of records is averaged in place (stride sizeof(double) for a plain array).
+void cli_mean_se(double *mean, double *se, const double *first, int64_t m, size_t stride);
+
+// Monotonic seconds, for progress lines.
+double cli_now(void);
+
 // Subcommands: argv[0] is the command name.
 int cmd_simplex(int argc, char **argv);
 int cmd_policies(int argc, char **argv);

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -150,12 +149,6 @@ static void read_block(const struct cli *c, const struct input *in, double *s, d
             cli_fail(c, "--q: row %lld, column %lld is not finite", (long long)(r0 + i / in->d),
                      (long long)(i % in->d));
     ats_scores_qk(s, qbuf, in->kdata, nr, in->n, in->d);
-}
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
 static void write_fit(struct ats_writer *w, const char *law, const char *slope_key,
@@ -327,7 +320,7 @@ int cmd_diagnose(int argc, char **argv) {
         ats_writer_csv_columns(c.writer, columns, (int64_t)(sizeof columns / sizeof columns[0]));
 
     int progress = c.verbosity >= 2 && isatty(2);
-    double last_progress = now();
+    double last_progress = cli_now();
     for (int64_t r0 = 0; r0 < in.rows; r0 += block) {
         int64_t nr = in.rows - r0 < block ? in.rows - r0 : block;
         read_block(&c, &in, s, qbuf, r0, nr);
@@ -378,10 +371,10 @@ int cmd_diagnose(int argc, char **argv) {
                 cli_end_record(&c);
             }
         }
-        if (progress && now() - last_progress > 0.25) {
+        if (progress && cli_now() - last_progress > 0.25) {
             fprintf(stderr, "\rattnscale diagnose: %lld/%lld rows", (long long)(r0 + nr),
                     (long long)in.rows);
-            last_progress = now();
+            last_progress = cli_now();
         }
     }
     if (progress)

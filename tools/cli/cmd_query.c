@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -57,25 +56,14 @@ enum {
     OPT_THEORY,
 };
 
-// Mean and standard error (sample sd / sqrt(m)); NAN se for m < 2 (THEORY.md 1).
-static void mean_se(double *mean, double *se, const double *x, int64_t m) {
-    double s = 0;
-    for (int64_t i = 0; i < m; i++)
-        s += x[i];
-    *mean = s / (double)m;
-    double v = 0;
-    for (int64_t i = 0; i < m; i++)
-        v += (x[i] - *mean) * (x[i] - *mean);
-    *se = m >= 2 ? sqrt(v / (double)(m - 1) / (double)m) : NAN;
-}
-
-// The variance over trials and its standard error (from the fourth central moment).
-static void var_se(double *var, double *se, const double *x, int64_t m) {
+// The variance over trials of the perp field and its standard error (from the fourth central
+// moment).
+static void var_se(double *var, double *se, const struct ats_query_trial *t, int64_t m) {
     double mean, dummy;
-    mean_se(&mean, &dummy, x, m);
+    cli_mean_se(&mean, &dummy, &t[0].perp, m, sizeof *t);
     double m2 = 0, m4 = 0;
     for (int64_t i = 0; i < m; i++) {
-        double c = (x[i] - mean) * (x[i] - mean);
+        double c = (t[i].perp - mean) * (t[i].perp - mean);
         m2 += c;
         m4 += c * c;
     }
@@ -83,12 +71,6 @@ static void var_se(double *var, double *se, const double *x, int64_t m) {
     m2 /= (double)m;
     m4 /= (double)m;
     *se = m >= 2 ? sqrt(fmax(m4 - m2 * m2, 0) / (double)m) : NAN;
-}
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
 int cmd_query(int argc, char **argv) {
@@ -172,7 +154,7 @@ int cmd_query(int argc, char **argv) {
     const struct ats_values *axes[4] = {&dv, &nv, &sv, &tv};
     int64_t idx[4] = {0}, points = dv.count * nv.count * sv.count * tv.count, done = 0;
     int progress = c.verbosity >= 2 && isatty(2);
-    double last = now();
+    double last = cli_now();
     do {
         struct ats_query_params p = ats_query_params_default();
         p.d = (int64_t)dv.v[idx[0]];
@@ -186,8 +168,7 @@ int cmd_query(int argc, char **argv) {
         p.seed = c.seed;
         p.threads = c.threads;
         struct ats_query_trial *tr = malloc((size_t)trials * sizeof *tr);
-        double *x = malloc((size_t)trials * sizeof *x);
-        if (!tr || !x)
+        if (!tr)
             cli_fail(&c, "out of memory for %lld trials", (long long)trials);
         // Trials in batches, for the progress line; the streams depend on the trial index only.
         int64_t batch = sampler == ATS_SAMPLER_EXACT ? (int64_t)fmax(1, 1e8 / fmax(n, 1)) : trials;
@@ -198,11 +179,11 @@ int cmd_query(int argc, char **argv) {
                 cli_usage(&c, "%s", cli_last_error());
             if (rc != ATS_STATUS_OK)
                 cli_fail(&c, "%s: %s", ats_strerror(rc), cli_last_error());
-            if (progress && now() - last > 0.25) {
+            if (progress && cli_now() - last > 0.25) {
                 fprintf(stderr, "\rattnscale query: point %lld/%lld, trial %lld/%lld   ",
                         (long long)(done + 1), (long long)points, (long long)(t0 + m),
                         (long long)trials);
-                last = now();
+                last = cli_now();
             }
         }
         struct ats_writer *w = c.writer;
@@ -214,23 +195,18 @@ int cmd_query(int argc, char **argv) {
         ats_writer_int(w, "trials", trials);
         ats_writer_string(w, "sampler", sampler == ATS_SAMPLER_EXACT ? "exact" : "ppp");
         static const char *const keys[5] = {"w1", "sum_w2", "entropy", "cos_yq", "radial"};
+        const double *fields[5] = {&tr[0].w1, &tr[0].sum_w2, &tr[0].entropy, &tr[0].cos_yq,
+                                   &tr[0].radial};
         for (int k = 0; k < 5; k++) {
-            for (int64_t t = 0; t < trials; t++) {
-                const struct ats_query_trial *o = &tr[t];
-                x[t] = k == 0 ? o->w1 : k == 1 ? o->sum_w2 : k == 2 ? o->entropy
-                     : k == 3 ? o->cos_yq : o->radial;
-            }
             double mean, se;
-            mean_se(&mean, &se, x, trials);
+            cli_mean_se(&mean, &se, fields[k], trials, sizeof *tr);
             char key[32];
             ats_writer_double(w, keys[k], mean);
             snprintf(key, sizeof key, "%s_se", keys[k]);
             ats_writer_double(w, key, se);
         }
-        for (int64_t t = 0; t < trials; t++)
-            x[t] = tr[t].perp;
         double var, vse, scale_perp = sampler == ATS_SAMPLER_EXACT ? n : 1;
-        var_se(&var, &vse, x, trials);
+        var_se(&var, &vse, tr, trials);
         ats_writer_double(w, "n_var_perp", scale_perp * var);
         ats_writer_double(w, "n_var_perp_se", scale_perp * vse);
         if (theory) {
@@ -253,7 +229,6 @@ int cmd_query(int argc, char **argv) {
         }
         cli_end_record(&c);
         free(tr);
-        free(x);
         done++;
     } while (cli_grid_next(idx, axes, 4));
     if (progress)

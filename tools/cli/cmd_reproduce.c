@@ -95,19 +95,6 @@ static struct ats_query_trial *run_trials(const struct ctx *x, int64_t d, double
     return t;
 }
 
-static void mean_se(double *mean, double *se, const struct ats_query_trial *t, int64_t m,
-                    size_t field) {
-    double s = 0, v = 0;
-    for (int64_t i = 0; i < m; i++)
-        s += *(const double *)((const char *)&t[i] + field);
-    *mean = s / (double)m;
-    for (int64_t i = 0; i < m; i++) {
-        double dv = *(const double *)((const char *)&t[i] + field) - *mean;
-        v += dv * dv;
-    }
-    *se = sqrt(v / (double)(m - 1) / (double)m);
-}
-
 // ---------------------------------------------------------------------------
 // Figure 1: E[w1] and E[H] against tau' for several n, and the critical limit.
 
@@ -122,7 +109,6 @@ static void fig_regime(const struct ctx *x) {
         char name_w[64], name_h[64];
         snprintf(name_w, sizeof name_w, "paper2_regime_w1_d%lld", (long long)d);
         snprintf(name_h, sizeof name_h, "paper2_regime_entropy_d%lld", (long long)d);
-        FILE *f = open_csv(x, name_w, "d,n,tau_prime,w1,w1_se,entropy,entropy_se,source");
         // Series 0..nn-1: finite n (exact sampler); nn: PPP limit (w1 exact integral, H by MC).
         double *tau = malloc(sizeof(double) * (size_t)ntau);
         double *w = malloc(sizeof(double) * (size_t)(ntau * (nn + 1)));
@@ -140,8 +126,8 @@ static void fig_regime(const struct ctx *x) {
                 if (in < nn) {
                     double beta = tau[it] * ats_sphere_beta_star(d, ns[in]);
                     t = run_trials(x, d, ns[in], beta, ATS_SAMPLER_EXACT, trials, 0);
-                    mean_se(&w[k], &we[k], t, trials, offsetof(struct ats_query_trial, w1));
-                    mean_se(&h[k], &he[k], t, trials, offsetof(struct ats_query_trial, entropy));
+                    cli_mean_se(&w[k], &we[k], &t[0].w1, trials, sizeof *t);
+                    cli_mean_se(&h[k], &he[k], &t[0].entropy, trials, sizeof *t);
                 } else {
                     // The PPP needs about (56/tau')^((d-1)/2) points per sample to reach its
                     // 1e-12 tail (weights exp(-(tau'/2) Gamma^(2/(d-1))) down to e^-28): the
@@ -156,24 +142,27 @@ static void fig_regime(const struct ctx *x) {
                     we[k] = 0;
                     h[k] = he[k] = NAN;
                     if (t)
-                        mean_se(&h[k], &he[k], t, ppp_trials,
-                                offsetof(struct ats_query_trial, entropy));
+                        cli_mean_se(&h[k], &he[k], &t[0].entropy, ppp_trials, sizeof *t);
                 }
                 free(t);
-                fprintf(f, "%lld,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%s\n", (long long)d,
-                        in < nn ? ns[in] : HUGE_VAL, tau[it], w[k], we[k], h[k], he[k],
-                        in < nn ? "exact sampler" : "critical limit (w1 quadrature, H ppp)");
             }
         }
-        close_csv(x, f, name_w);
-        // The entropy figure shares the CSV of the w1 figure; write a copy under its name.
-        FILE *g = open_csv(x, name_h, "d,n,tau_prime,entropy,entropy_se");
-        for (int in = 0; in <= nn; in++)
-            for (int it = 0; it < ntau; it++)
-                fprintf(g, "%lld,%.17g,%.17g,%.17g,%.17g\n", (long long)d,
-                        in < nn ? ns[in] : HUGE_VAL, tau[it], h[in * ntau + it],
-                        he[in * ntau + it]);
-        close_csv(x, g, name_h);
+        // Each figure's CSV: the statistic it draws, per n (inf: the critical limit).
+        for (int pass = 0; pass < 2; pass++) {
+            const char *name = pass == 0 ? name_w : name_h;
+            const double *y = pass == 0 ? w : h, *e = pass == 0 ? we : he;
+            FILE *f = open_csv(x, name, pass == 0 ? "d,n,tau_prime,w1,w1_se,source"
+                                                  : "d,n,tau_prime,entropy,entropy_se,source");
+            for (int in = 0; in <= nn; in++)
+                for (int it = 0; it < ntau; it++)
+                    fprintf(f, "%lld,%.17g,%.17g,%.17g,%.17g,%s\n", (long long)d,
+                            in < nn ? ns[in] : HUGE_VAL, tau[it], y[in * ntau + it],
+                            e[in * ntau + it],
+                            in < nn ? "exact sampler"
+                                    : pass == 0 ? "critical limit (quadrature)"
+                                                : "critical limit (ppp sampler)");
+            close_csv(x, f, name);
+        }
 
         struct ats_plot_series s[5];
         char labels[5][32];
@@ -273,7 +262,7 @@ static void fig_subcritical(const struct ctx *x) {
     int64_t trials = x->quick ? 400 : 2000;
     const double betas[3] = {10, 40, 100};
     enum { HB = 30 };
-    double centre[HB], dens[3][HB], gauss[3][HB];
+    double cx[3][HB], dens[3][HB], gauss[3][HB]; // bin centres, densities, per beta
     const char *name = "paper2_fluctuation_d3";
     FILE *f = open_csv(x, name, "beta,bin_centre,density,gaussian_density,sigma_perp2");
     struct ats_plot_series s[6];
@@ -286,9 +275,9 @@ static void fig_subcritical(const struct ctx *x) {
             cli_fail(x->c, "subcritical prediction: %s", cli_last_error());
         double sd = sqrt(sub.var_perp), lo = -4 * sd, width = 8 * sd / HB;
         for (int b = 0; b < HB; b++) {
-            centre[b] = lo + (b + 0.5) * width;
+            cx[i][b] = lo + (b + 0.5) * width;
             dens[i][b] = 0;
-            gauss[i][b] = exp(-centre[b] * centre[b] / (2 * sub.var_perp)) /
+            gauss[i][b] = exp(-cx[i][b] * cx[i][b] / (2 * sub.var_perp)) /
                           sqrt(2 * 3.14159265358979323846 * sub.var_perp);
         }
         for (int64_t j = 0; j < trials; j++) {
@@ -297,19 +286,13 @@ static void fig_subcritical(const struct ctx *x) {
                 dens[i][b] += 1 / ((double)trials * width);
         }
         for (int b = 0; b < HB; b++)
-            fprintf(f, "%g,%.17g,%.17g,%.17g,%.17g\n", betas[i], centre[b], dens[i][b],
+            fprintf(f, "%g,%.17g,%.17g,%.17g,%.17g\n", betas[i], cx[i][b], dens[i][b],
                     gauss[i][b], sub.var_perp);
         free(t);
     }
     close_csv(x, f, name);
     // The three betas share one axis: sigma_perp^2 stays near 1/2 at d = 3 (THEORY.md 3.3).
-    double cx[3][HB];
     for (int i = 0; i < 3; i++) {
-        struct ats_sphere_sub sub;
-        ats_sphere_subcritical(&sub, 3, n, betas[i]);
-        double sd = sqrt(sub.var_perp);
-        for (int b = 0; b < HB; b++)
-            cx[i][b] = -4 * sd + (b + 0.5) * 8 * sd / HB;
         snprintf(labels[2 * i], sizeof labels[0], "beta = %g, n = %.0e", betas[i], n);
         snprintf(labels[2 * i + 1], sizeof labels[0], "N(0, sigma_perp^2(%g))", betas[i]);
         s[2 * i] = (struct ats_plot_series){cx[i], dens[i], NULL, HB, labels[2 * i], 0, i};
@@ -331,7 +314,7 @@ static void fig_subcritical(const struct ctx *x) {
         for (int i = 0; i < 6; i++) {
             struct ats_query_trial *t = run_trials(x, d, n, bb[i], ATS_SAMPLER_EXACT, trials, 0);
             double m, se;
-            mean_se(&m, &se, t, trials, offsetof(struct ats_query_trial, cos_yq));
+            cli_mean_se(&m, &se, &t[0].cos_yq, trials, sizeof *t);
             bx[i] = bb[i];
             bias[id][i] = bb[i] * (1 - m);
             bse[id][i] = bb[i] * se;
@@ -397,7 +380,7 @@ static void fig_heat(const struct ctx *x) {
         if (!k)
             cli_fail(x->c, "out of memory");
         for (int j = 0; j < finite_q; j++) {
-            double q[3], y[3] = {0, 0, 0}, z = 0, mx = -HUGE_VAL;
+            double q[3], y[3] = {0, 0, 0}, mx = -HUGE_VAL; // y/|y| needs no normaliser
             vmf3(q, kappa0, &r);
             for (int64_t m = 0; m < nkeys; m++) {
                 vmf3(k + 3 * m, kappa0, &r);
@@ -407,7 +390,6 @@ static void fig_heat(const struct ctx *x) {
             for (int64_t m = 0; m < nkeys; m++) {
                 const double *km = k + 3 * m;
                 double e = exp(beta * (q[0] * km[0] + q[1] * km[1] + q[2] * km[2] - mx));
-                z += e;
                 y[0] += e * km[0];
                 y[1] += e * km[1];
                 y[2] += e * km[2];
@@ -415,7 +397,6 @@ static void fig_heat(const struct ctx *x) {
             double ny = sqrt(y[0] * y[0] + y[1] * y[1] + y[2] * y[2]);
             sfb += q[0] * q[0] + q[1] * q[1];
             sfn += (y[0] * y[0] + y[1] * y[1]) / (ny * ny);
-            (void)z;
         }
         free(k);
         double vfb = sfb / (2.0 * finite_q), vfa = sfn / (2.0 * finite_q);

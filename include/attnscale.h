@@ -314,6 +314,80 @@ int ats_query_run(struct ats_query_trial *out, const struct ats_query_params *p,
                   int64_t ntrials);
 
 // ----------------------------------------------------------------------------
+// Paper 1 on general tokens (arXiv 2510.05554; THEORY.md 2.1, 2.4-2.8): n tokens x_i in R^d,
+// pre-LN y_i = x_i/|x_i|, A = row-softmax(beta Y Y^T), x_i' = sum_j A_ij y_j + alpha x_i.
+// The layer is computed in blocks of rows through BLAS: memory O(block n + n d) (never an
+// n x n matrix), the token Gram rows reused across a grid of beta.
+
+enum ats_tokens {
+    ATS_TOKENS_SIMPLEX,        // sqrt(1-rho) e_i + sqrt(rho) e_n (0-based; |x_i| = 1), d >= n+1
+    ATS_TOKENS_ALMOST_SIMPLEX, // sqrt(rho) z_0 + sqrt(1-rho) z_i, z_0..z_n i.i.d. N(0, I_d/d)
+    ATS_TOKENS_SPHERE,         // uniform on S^(d-1) (rho plays no part)
+};
+
+// "simplex", "almost-simplex", "sphere".
+const char *ats_tokens_name(enum ats_tokens t);
+
+// Draws n tokens into x: (n, d) row-major, from the Philox stream (seed, stream) (z_0 first,
+// then z_1..z_n row by row; the simplex draws nothing). Returns ATS_STATUS_EDOM for n < 1,
+// d < 1, rho outside [0, 1), ATS_STATUS_EINVAL for the simplex with d < n + 1.
+int ats_tokens_draw(double *x, enum ats_tokens kind, int64_t n, int64_t d, double rho,
+                    uint64_t seed, uint64_t stream);
+
+// ATS_STATUS_OK when every row of x: (n, d) has a finite, non-zero norm and finite entries;
+// otherwise ATS_STATUS_EDOM with a reason naming the first bad row (0-based).
+int ats_tokens_check(const double *x, int64_t n, int64_t d);
+
+// Reads tokens from a 2-D float32 or float64 .npy file (C order): *x (rows, cols) allocated
+// with malloc (free() it), *n = rows, *d = cols, every row checked as ats_tokens_check.
+// Errors: those of ats_npy_open, ATS_STATUS_EINVAL for another number of dimensions,
+// ATS_STATUS_EUNSUP for float16, ATS_STATUS_EDOM for a bad row, ATS_STATUS_ENOMEM.
+int ats_tokens_load(double **x, int64_t *n, int64_t *d, const char *path);
+
+enum ats_precision { ATS_PRECISION_F64, ATS_PRECISION_F32 };
+enum ats_eta_method { ATS_ETA_NONE, ATS_ETA_HUTCHINSON, ATS_ETA_EXACT };
+
+struct ats_layer_params {
+    int64_t n, d;                 // tokens, dimension: n >= 1 (n >= 2 with pairs), d >= 1
+    double alpha;                 // residual >= 0
+    const double *beta;           // (nbeta,) inverse temperatures, each finite and >= 0
+    int64_t nbeta;                // >= 1
+    int pairs;                    // 0: row metrics only; 1: also rho_out and lambda (a pass
+                                  // over pairs, n^2 d per beta); 2: also lambda_angle (an
+                                  // arccos per pair)
+    enum ats_eta_method eta;      // backward metric: none, Hutchinson (JVP) or exact (2.5)
+    int64_t probes;               // Rademacher probes for Hutchinson, >= 1
+    uint64_t seed, stream;        // the probes' Philox stream
+    enum ats_precision precision; // f32: tokens rounded to float, float GEMMs; sums in double
+    int threads;                  // 0: OpenMP's default; < 0 is EDOM
+    int64_t block;                // rows per block (0: chosen from n, d and probes)
+};
+
+// n = d = 2, alpha 0, no beta, pairs 0, eta none, probes 16, seed 1, stream 0, f64,
+// threads 0, block 0.
+struct ats_layer_params ats_layer_params_default(void);
+
+// Metrics of the layer at one beta. Row means over i of: a_self = A_ii, entropy =
+// -sum_j A_ij log A_ij, support = 1/sum_j A_ij^2 (effective number of attended tokens).
+// Pair means over i < j: rho_out = <y_i', y_j'>, lambda = (1 - <y_i', y_j'>)/(1 - <y_i, y_j>)
+// (THEORY.md 2.8), lambda_angle = arccos<y_i', y_j'> / arccos<y_i, y_j>. NAN when not asked.
+// eta = ||J||_F^2/(n d): exact, or the Hutchinson mean over probes with eta_var the sample
+// variance of the per-probe values |JV|^2/(n d) (NAN for one probe; 0 for exact).
+struct ats_layer_metrics {
+    double a_self, entropy, support;
+    double rho_out, lambda, lambda_angle;
+    double eta, eta_var;
+};
+
+// Runs the layer on tokens x: (n, d) for every beta of p into out: (nbeta,). The results
+// depend on x, p and the block size, never on the thread count (bit for bit).
+// Errors: ATS_STATUS_EDOM (a parameter outside its domain; a bad row of x; with pairs, two
+// parallel tokens, for which lambda is undefined), ATS_STATUS_ENOMEM (the workspace, whose
+// size the reason states, could not be allocated), each with a reason.
+int ats_layer_metrics(struct ats_layer_metrics *out, const double *x,
+                      const struct ats_layer_params *p);
+
+// ----------------------------------------------------------------------------
 // Production attention-scaling policies (THEORY.md section 5). A policy multiplies the
 // standard logit <q,k>/sqrt(d_h) by m, on all head dimensions or only on the rotary (or the
 // non-rotary) ones, and m is fixed by the configuration (static), depends on the query

@@ -1,0 +1,101 @@
+/*
+ * phase.c: ats_layer_metrics, the paper-1 layer on general tokens (THEORY.md 2.1, 2.4-2.8):
+ * checks the parameters, sizes the row block and the beta chunk against the memory they
+ * need, and runs the float64 or float32 kernel (src/kernels/attn_impl.h).
+ *
+ * Block: rows per block so that the block's buffers (Gram and softmax rows, and with
+ * Hutchinson the (i, p) rows of dG and dA) stay near 64 MB, at most 512 rows; every block
+ * costs a few GEMMs, so larger blocks only help BLAS. Chunk: the outputs of that many betas
+ * are held at once for the pair pass (n d each), up to 1 GB; the Gram rows (and dG rows) are
+ * computed once per chunk. Both depend on the shape only, never on the thread count.
+ */
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
+#include <unistd.h>
+
+#include "core/internal.h"
+#include "kernels/attn.h"
+
+struct ats_layer_params ats_layer_params_default(void) {
+    struct ats_layer_params p = {0};
+    p.n = 2;
+    p.d = 2;
+    p.eta = ATS_ETA_NONE;
+    p.probes = 16;
+    p.seed = 1;
+    p.precision = ATS_PRECISION_F64;
+    return p;
+}
+
+// Physical memory in bytes (SIZE_MAX when unknown): a workspace beyond it is refused rather
+// than left to the kernel's out-of-memory killer.
+static size_t physical_memory(void) {
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
+    if (pages <= 0 || size <= 0 || (unsigned long)pages > SIZE_MAX / (unsigned long)size)
+        return SIZE_MAX;
+    return (size_t)pages * (size_t)size;
+}
+
+int ats_layer_metrics(struct ats_layer_metrics *out, const double *x,
+                      const struct ats_layer_params *p) {
+    ATS_ASSERT(out && x && p);
+    if (p->n < 1 || p->d < 1)
+        ATS_ERROR(ATS_STATUS_EDOM, "the layer needs n >= 1 and d >= 1 (got n = %lld, d = %lld)",
+                  (long long)p->n, (long long)p->d);
+    if (p->pairs && p->n < 2)
+        ATS_ERROR(ATS_STATUS_EDOM, "rho_out and lambda average over pairs: they need n >= 2");
+    if (p->pairs < 0 || p->pairs > 2)
+        ATS_ERROR(ATS_STATUS_EDOM, "pairs = %d is not 0, 1 or 2", p->pairs);
+    if (!(p->alpha >= 0) || !isfinite(p->alpha))
+        ATS_ERROR(ATS_STATUS_EDOM, "alpha = %g must be finite and >= 0", p->alpha);
+    if (p->nbeta < 1 || !p->beta)
+        ATS_ERROR(ATS_STATUS_EDOM, "no beta to run (nbeta = %lld)", (long long)p->nbeta);
+    for (int64_t k = 0; k < p->nbeta; k++)
+        if (!(p->beta[k] >= 0) || !isfinite(p->beta[k]))
+            ATS_ERROR(ATS_STATUS_EDOM, "beta = %g must be finite and >= 0", p->beta[k]);
+    if (p->eta != ATS_ETA_NONE && p->eta != ATS_ETA_HUTCHINSON && p->eta != ATS_ETA_EXACT)
+        ATS_ERROR(ATS_STATUS_EDOM, "unknown eta method %d", (int)p->eta);
+    if (p->eta == ATS_ETA_HUTCHINSON && p->probes < 1)
+        ATS_ERROR(ATS_STATUS_EDOM, "Hutchinson needs probes >= 1 (got %lld)", (long long)p->probes);
+    if (p->precision != ATS_PRECISION_F64 && p->precision != ATS_PRECISION_F32)
+        ATS_ERROR(ATS_STATUS_EDOM, "unknown precision %d", (int)p->precision);
+    if (p->threads < 0 || p->block < 0)
+        ATS_ERROR(ATS_STATUS_EDOM, "threads and block must be >= 0 (got %d, %lld)", p->threads,
+                  (long long)p->block);
+    int64_t m = p->eta == ATS_ETA_HUTCHINSON ? p->probes : 1;
+    // BLAS takes int sizes: n m and m d index one GEMM's rows and columns.
+    if (p->n > INT_MAX / m || p->d > INT_MAX / m)
+        ATS_ERROR(ATS_STATUS_ERANGE,
+                  "n = %lld, d = %lld with %lld probes exceed BLAS's 32-bit sizes",
+                  (long long)p->n, (long long)p->d, (long long)m);
+    int rc = ats_tokens_check(x, p->n, p->d);
+    if (rc != ATS_STATUS_OK)
+        return rc;
+
+    struct attn_job jb = {x,        p->n,       p->d,        p->alpha,
+                          p->beta,  p->nbeta,   p->pairs,    p->eta,
+                          p->probes, p->seed,   p->stream,   ats_thread_count(p->threads),
+                          p->block, 1,          out};
+    size_t es = p->precision == ATS_PRECISION_F32 ? sizeof(float) : sizeof(double);
+    if (!jb.block) {
+        double per_row = (double)es * ((double)p->n * (2 + 4.0 * (p->eta == ATS_ETA_EXACT) +
+                                                       2.0 * (p->eta == ATS_ETA_HUTCHINSON) * (double)m) +
+                                       (double)p->d * (1 + (double)m));
+        double b = floor(64e6 / per_row);
+        jb.block = b < 1 ? 1 : b > 512 ? 512 : (int64_t)b;
+    }
+    if (jb.block > p->n)
+        jb.block = p->n;
+    if (p->pairs) {
+        double c = floor(1e9 / ((double)es * (double)p->n * (double)p->d));
+        jb.chunk = c < 1 ? 1 : c > (double)p->nbeta ? p->nbeta : (int64_t)c;
+    }
+    size_t need = ats_attn_workspace(&jb, es), have = physical_memory();
+    if (need == SIZE_MAX || need > have)
+        ATS_ERROR(ATS_STATUS_ENOMEM,
+                  "n = %lld, d = %lld needs %.3g GB of workspace, more than the %.3g GB of memory",
+                  (long long)p->n, (long long)p->d, need == SIZE_MAX ? HUGE_VAL : (double)need / 1e9,
+                  (double)have / 1e9);
+    return p->precision == ATS_PRECISION_F32 ? ats_attn_run_f32(&jb) : ats_attn_run_f64(&jb);
+}

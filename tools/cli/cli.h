@@ -172,11 +172,34 @@ void cli_mean_se(double *mean, double *se, const double *first, int64_t m, size_
 // Monotonic seconds, for progress lines.
 double cli_now(void);
 
+// A record grid for --plot: the value lists of the axes, outermost first, gamma (or beta) the
+// last (fastest); names are the options' names; ax_rho and ax_n index the rho and n axes.
+struct cli_grid {
+    const struct ats_values *const *axes;
+    const char *const *names;
+    int naxes, ax_rho, ax_n;
+    enum ats_scale kind;
+};
+
+// Checks --plot FILE against the grid before any record is written (usage errors): the
+// extension, at most 10^8 records, several increasing gamma values, and for a heat map (rho
+// with several values) one value on every other axis and increasing rho. Returns the number
+// of records.
+int64_t cli_grid_plot_check(const struct cli *c, const char *path, const struct cli_grid *g);
+
+// Draws z (one value per record, in record order; zerr NULL or error bar half-lengths, used
+// by line plots) as a heat map over (rho, gamma) with the dashed critical curve when rho
+// has several values, else as lines against gamma; colour range [zlo, zhi] (NAN: the data's).
+void cli_grid_plot(const struct cli *c, const char *path, const struct cli_grid *g,
+                   const char *title, const char *zlabel, double zlo, double zhi, const double *z,
+                   const double *zerr);
+
 // Subcommands: argv[0] is the command name.
 int cmd_simplex(int argc, char **argv);
 int cmd_policies(int argc, char **argv);
 int cmd_diagnose(int argc, char **argv);
 int cmd_query(int argc, char **argv);
+int cmd_phase(int argc, char **argv);
 int cmd_reproduce(int argc, char **argv);
 
 #endif // ATS_CLI_H

@@ -74,111 +74,6 @@ static double metric_value(const struct ats_simplex *s, int metric) {
 // The axes of the record grid, outermost first; gamma (or beta) varies fastest.
 enum { AX_N, AX_D, AX_RHO, AX_ALPHA, AX_Q, AX_SCALE, NAXES };
 
-static int increasing(const struct ats_values *v) {
-    for (int64_t i = 1; i < v->count; i++)
-        if (!(v->v[i] > v->v[i - 1]))
-            return 0;
-    return 1;
-}
-
-// The axes --plot needs, checked before any record is written (a usage error prints nothing).
-static void simplex_plot_check(const struct cli *c, const char *path, enum ats_scale kind,
-                               const struct ats_values *const *axes) {
-    const char *sname = kind == ATS_SCALE_GAMMA ? "gamma" : "beta";
-    if (ats_plot_check_path(path) != ATS_STATUS_OK)
-        cli_usage(c, "--plot: '%s' must end in .png, .svg or .pdf", path);
-    // The values of every record are kept for the figure: a bounded number.
-    int64_t total = 1;
-    for (int a = 0; a < NAXES; a++) {
-        if (total > 100000000 / axes[a]->count)
-            cli_usage(c, "--plot: more than 10^8 records to draw; plot a smaller grid");
-        total *= axes[a]->count;
-    }
-    if (axes[AX_SCALE]->count < 2 || !increasing(axes[AX_SCALE]))
-        cli_usage(c, "--plot: --%s needs several increasing values", sname);
-    if (axes[AX_RHO]->count < 2)
-        return;
-    for (int a = 0; a < NAXES; a++)
-        if (a != AX_RHO && a != AX_SCALE && axes[a]->count != 1)
-            cli_usage(c, "--plot: a heat map over (rho, %s) needs one value of --n, --d, "
-                         "--alpha and --q", sname);
-    if (!increasing(axes[AX_RHO]))
-        cli_usage(c, "--plot: --rho needs increasing values for a heat map");
-}
-
-// Draws the metric values z (one per record, in record order) as --plot asks.
-static void simplex_plot(struct cli *c, const char *path, int metric, enum ats_scale kind,
-                         const struct ats_values *const *axes, const double *z) {
-    const char *sname = kind == ATS_SCALE_GAMMA ? "gamma" : "beta";
-    const struct ats_values *rho = axes[AX_RHO], *scale = axes[AX_SCALE];
-    int64_t others = 1;
-    for (int a = 0; a < NAXES; a++)
-        if (a != AX_RHO && a != AX_SCALE)
-            others *= axes[a]->count;
-    struct ats_plot_axes ax = ats_plot_axes_default();
-    char title[160], ylab[64];
-    int rc;
-    if (rho->count > 1) {
-        // Records run rho-major, scale-minor: z[ir * nscale + is]; the map wants rows of rho.
-        int64_t nx = rho->count, ny = scale->count;
-        double *zt = malloc((size_t)(nx * ny) * sizeof *zt);
-        double *cx = malloc((size_t)nx * sizeof *cx), *cy = malloc((size_t)nx * sizeof *cy);
-        if (!zt || !cx || !cy)
-            cli_fail(c, "--plot: out of memory");
-        for (int64_t ir = 0; ir < nx; ir++)
-            for (int64_t is = 0; is < ny; is++)
-                zt[is * nx + ir] = z[ir * ny + is];
-        double n = axes[AX_N]->v[0];
-        for (int64_t i = 0; i < nx; i++) { // critical curve (THEORY.md 2.1)
-            cx[i] = rho->v[i];
-            cy[i] = (kind == ATS_SCALE_GAMMA ? 1 : log(n)) / (1 - rho->v[i]);
-        }
-        snprintf(title, sizeof title, "exact simplex: %s, n = %.0f, alpha = %g", metrics[metric],
-                 n, axes[AX_ALPHA]->v[0]);
-        ax.title = title;
-        ax.xlabel = "rho";
-        ax.ylabel = sname;
-        // lambda and a_self live in [0, 1]: a fixed colour range makes maps comparable.
-        double zlo = metric == 0 || metric == 2 ? 0 : NAN, zhi = metric == 0 || metric == 2 ? 1 : NAN;
-        struct ats_heatmap map = {zt, rho->v, scale->v, nx, ny, zlo, zhi, metrics[metric]};
-        struct ats_plot_series crit = {cx, cy, NULL, nx, NULL, 1, -1};
-        rc = ats_plot_heatmap(path, &ax, &map, &crit, 1);
-        free(zt);
-        free(cx);
-        free(cy);
-    } else {
-        // One line per combination of the other options, labelled by those that vary.
-        struct ats_plot_series *ser = calloc((size_t)others, sizeof *ser);
-        char (*labels)[96] = calloc((size_t)others, sizeof *labels);
-        if (!ser || !labels)
-            cli_fail(c, "--plot: out of memory");
-        static const char *const names[] = {"n", "d", "rho", "alpha", "q"};
-        int64_t idx[NAXES] = {0};
-        for (int64_t l = 0; l < others; l++) {
-            char *lab = labels[l];
-            lab[0] = '\0';
-            for (int a = 0; a < AX_SCALE; a++)
-                if (axes[a]->count > 1)
-                    snprintf(lab + strlen(lab), 96 - strlen(lab), "%s%s = %g", lab[0] ? ", " : "",
-                             names[a], axes[a]->v[idx[a]]);
-            ser[l] = (struct ats_plot_series){scale->v, z + l * scale->count, NULL, scale->count,
-                                              lab[0] ? lab : NULL, 0, (int)(l % 10)};
-            idx[AX_SCALE] = scale->count - 1; // step the odometer over the other axes only
-            cli_grid_next(idx, axes, NAXES);
-        }
-        snprintf(title, sizeof title, "exact simplex: %s, rho = %g", metrics[metric], rho->v[0]);
-        snprintf(ylab, sizeof ylab, "%s", metrics[metric]);
-        ax.title = title;
-        ax.xlabel = sname;
-        ax.ylabel = ylab;
-        rc = ats_plot_lines(path, &ax, ser, others);
-        free(ser);
-        free(labels);
-    }
-    if (rc != ATS_STATUS_OK)
-        cli_fail(c, "--plot: %s", cli_last_error());
-}
-
 int cmd_simplex(int argc, char **argv) {
     static const struct option options[] = {
         {"n", required_argument, NULL, OPT_N},         {"d", required_argument, NULL, OPT_D},
@@ -282,13 +177,12 @@ int cmd_simplex(int argc, char **argv) {
             cli_usage(&c, "--gamma: %g log %g overflows beta", gmax, nmax);
     }
     const struct ats_values *axes[NAXES] = {&n, &d, &rho, &alpha, &q, &scale};
+    static const char *const names[NAXES] = {"n", "d", "rho", "alpha", "q", "gamma"};
+    const struct cli_grid grid = {axes, names, NAXES, AX_RHO, AX_N, kind};
     int64_t idx[NAXES] = {0}, records = 0;
     double *z = NULL;
     if (plot) {
-        simplex_plot_check(&c, plot, kind, axes);
-        int64_t total = 1;
-        for (int a = 0; a < NAXES; a++)
-            total *= axes[a]->count; // at most 10^8: checked above
+        int64_t total = cli_grid_plot_check(&c, plot, &grid);
         z = malloc((size_t)total * sizeof *z);
         if (!z)
             cli_fail(&c, "--plot: out of memory for %lld values", (long long)total);
@@ -342,8 +236,17 @@ int cmd_simplex(int argc, char **argv) {
             z[records] = metric_value(&s, metric);
         records++;
     } while (cli_grid_next(idx, axes, NAXES));
-    if (plot)
-        simplex_plot(&c, plot, metric, kind, axes, z);
+    if (plot) {
+        char title[160];
+        if (rho.count > 1)
+            snprintf(title, sizeof title, "exact simplex: %s, n = %.0f, alpha = %g",
+                     metrics[metric], n.v[0], alpha.v[0]);
+        else
+            snprintf(title, sizeof title, "exact simplex: %s, rho = %g", metrics[metric], rho.v[0]);
+        // lambda and a_self live in [0, 1]: a fixed colour range makes maps comparable.
+        double zr = metric == 0 || metric == 2 ? 1 : NAN;
+        cli_grid_plot(&c, plot, &grid, title, metrics[metric], zr == 1 ? 0 : NAN, zr, z, NULL);
+    }
     free(z);
     struct ats_values *owned[] = {&n, &d, &rho, &alpha, &q, &scale};
     for (int a = 0; a < NAXES; a++)

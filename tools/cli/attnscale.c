@@ -17,11 +17,13 @@ static const char main_help[] =
     "\n"
     "Commands:\n"
     "  simplex    exact finite-n closed forms of the simplex layer (arXiv 2510.05554)\n"
+    "  phase      the self-attention layer on simplex, almost-simplex, sphere or file tokens:\n"
+    "             lambda and eta phase diagrams over (rho, gamma) (arXiv 2510.05554)\n"
     "  query      one query against n random keys on the sphere (arXiv 2605.08505): weights,\n"
     "             entropy and output in the sub-, critical and supercritical regimes\n"
     "  policies   logit multipliers of production attention-scaling policies\n"
-    "  reproduce  the figures of paper 2 (and with all, the simplex maps and policies), PNG\n"
-    "             with CSV beside each\n"
+    "  reproduce  the figures of papers 1 and 2 (and with all, the simplex maps and policies),\n"
+    "             PNG with CSV beside each\n"
     "  diagnose   gap-counting diagnostic of attention logits from .npy or safetensors\n"
     "             (arXiv 2605.12697): regime of each row and the law of its critical scale\n"
     "\n"
@@ -35,6 +37,7 @@ struct command {
 
 static const struct command commands[] = {
     {"simplex", cmd_simplex},
+    {"phase", cmd_phase},
     {"policies", cmd_policies},
     {"diagnose", cmd_diagnose},
     {"query", cmd_query},

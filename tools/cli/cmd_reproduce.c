@@ -1,8 +1,9 @@
 /*
- * cmd_reproduce.c: `attnscale reproduce paper2|all [--quick] [--outdir DIR]`: the figures of
- * THEORY.md 3.7 (paper 2's claims; the paper's own parameters are unknown, so these are the
- * project's choices [C]), each as PNG with its CSV beside it, and with `all` also the exact
- * simplex maps and the scaling policies of `make run`.
+ * cmd_reproduce.c: `attnscale reproduce paper1|paper2|all [--quick] [--outdir DIR]`: the
+ * figures of THEORY.md 2.11 (paper 1's Figures 1-2 through `attnscale phase`, with the exact
+ * simplex and depth panels) and 3.7 (paper 2's claims), each as PNG with its CSV beside it;
+ * the papers' own grids are unknown, so the grids are the project's choices [C]. `all` adds
+ * the exact simplex maps and the scaling policies of `make run`.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -15,9 +16,20 @@
 #include "cli.h"
 
 static const char reproduce_help[] =
-    "Usage: attnscale reproduce paper2|all [--quick] [--outdir DIR]\n"
+    "Usage: attnscale reproduce paper1|paper2|all [--quick] [--outdir DIR]\n"
     "\n"
-    "Draws the figures of THEORY.md 3.7 for arXiv 2605.08505 (one query, n keys on the\n"
+    "paper1: the figures of THEORY.md 2.11 for arXiv 2510.05554 (pre-LN self-attention,\n"
+    "almost-simplex tokens, alpha = 0), each a heat map over (rho, gamma) with the dashed\n"
+    "critical curve gamma = 1/(1-rho):\n"
+    "  paper1_fig1_lambda_d{512,32,2}  Figure 1: lambda, a sharp transition on the curve at\n"
+    "                        d = 512, a smeared band at d = 32, a middle phase at d = 2\n"
+    "  paper1_fig2_eta_d{512,32,2}     Figure 2: eta (Hutchinson, 16 Rademacher probes)\n"
+    "  paper1_simplex_{lambda,eta}     the exact simplex on the same grid (closed forms)\n"
+    "  paper1_depth           rho over 60 iterated simplex layers (rank collapse, 2.9)\n"
+    "Grid: n = 1024, rho 0.02..0.98 step 0.02, gamma 0..10 step 0.1, 4 draws per point\n"
+    "(hours on 2 cores); --quick: n = 256, rho step 0.04, gamma step 0.2, 1 draw (minutes).\n"
+    "\n"
+    "paper2: the figures of THEORY.md 3.7 for arXiv 2605.08505 (one query, n keys on the\n"
     "sphere) as PNG with a CSV of the plotted numbers beside each:\n"
     "  paper2_regime_{w1,entropy}_d{3,4,6}  E[w1] and E[H] against tau' = beta/beta* for several\n"
     "                        n, collapsing onto the critical limit (dashed)\n"
@@ -27,9 +39,10 @@ static const char reproduce_help[] =
     "  paper2_bias            beta (1 - <y,q>) against beta with the limit (d-1)/2, d = 3, 4\n"
     "  paper2_heat            a von Mises-Fisher cloud through the attention map: the variance\n"
     "                        drop against 2/beta (backward heat equation, THEORY.md 3.6)\n"
-    "`all` adds the exact-simplex maps of arXiv 2510.05554 and the scaling policies.\n"
     "At least 10^3 trials per point by default; --quick uses fewer trials and smaller n (a few\n"
     "minutes on 2 cores). The parameters are this project's choices (THEORY.md 3.7 [C]).\n"
+    "\n"
+    "all: paper1 and paper2, plus the exact-simplex maps at n = 1024 and the scaling policies.\n"
     "\n"
     "Options:\n"
     "  --quick         fewer trials and smaller n\n"
@@ -470,6 +483,91 @@ static void fig_simplex_and_policies(const struct ctx *x) {
         cli_msg(x->c, 2, "wrote %s and %s.csv", png[i], names[i]);
 }
 
+// Rank collapse over depth (THEORY.md 2.9): the simplex layer maps a simplex to a simplex, so
+// L layers at the same beta iterate (q, rho) -> (q', rho'); with alpha = 0, q drops out.
+static void fig_depth(const struct ctx *x, int64_t n) {
+    enum { L = 60, NG = 5 };
+    const double rho0 = 0.5, frac[NG] = {0.5, 0.9, 1, 1.1, 1.5};
+    double layer[L + 1], rho[NG][L + 1];
+    const char *name = "paper1_depth";
+    FILE *f = open_csv(x, name, "n,gamma,layer,rho");
+    for (int g = 0; g < NG; g++) {
+        double gamma = frac[g] / (1 - rho0); // in units of gamma_c at the first layer
+        rho[g][0] = rho0;
+        for (int l = 1; l <= L; l++) {
+            struct ats_simplex_params p = ats_simplex_params_default();
+            p.n = n;
+            p.d = n + 1;
+            p.rho = rho[g][l - 1];
+            p.scale = ATS_SCALE_GAMMA;
+            p.gamma = gamma;
+            struct ats_simplex out;
+            // Once rho' rounds to 1 the tokens have collapsed: the map stays there.
+            rho[g][l] = p.rho < 1 && ats_simplex_eval(&out, &p) == ATS_STATUS_OK ? out.rho_out : 1;
+        }
+        for (int l = 0; l <= L; l++)
+            fprintf(f, "%lld,%.17g,%d,%.17g\n", (long long)n, gamma, l, rho[g][l]);
+    }
+    close_csv(x, f, name);
+    for (int l = 0; l <= L; l++)
+        layer[l] = l;
+    char labels[NG][48], title[96];
+    struct ats_plot_series ser[NG];
+    for (int g = 0; g < NG; g++) {
+        snprintf(labels[g], sizeof labels[g], "gamma = %.2g gamma_c", frac[g]);
+        ser[g] = (struct ats_plot_series){layer, rho[g], NULL, L + 1, labels[g], 0, g};
+    }
+    snprintf(title, sizeof title, "simplex layers iterated: rank collapse, n = %lld", (long long)n);
+    struct ats_plot_axes ax = ats_plot_axes_default();
+    ax.title = title;
+    ax.xlabel = "layer";
+    ax.ylabel = "rho (pairwise cosine)";
+    plot_lines(x, name, &ax, ser, NG);
+}
+
+// ---------------------------------------------------------------------------
+// Paper 1 (THEORY.md 2.11): Figure 1 (lambda) and Figure 2 (eta, Hutchinson) over (rho, gamma)
+// for almost-simplex tokens at d = 512, 32, 2, through `attnscale phase`; the exact simplex
+// at the same n beside them; and rank collapse over depth (2.9).
+
+static void fig_paper1(const struct ctx *x) {
+    const char *n = x->quick ? "256" : "1024", *rho = x->quick ? "0.02:0.98:25" : "0.02:0.98:49";
+    const char *gamma = x->quick ? "0:10:51" : "0:10:101", *trials = x->quick ? "1" : "4";
+    char seed[32], threads[32];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)x->c->seed);
+    snprintf(threads, sizeof threads, "%d", x->c->threads);
+    static const char *const dims[3] = {"512", "32", "2"};
+    for (int fig = 0; fig < 2; fig++)
+        for (int k = 0; k < 3; k++) {
+            char name[64], csv[1024], png[1024];
+            snprintf(name, sizeof name, "paper1_fig%d_%s_d%s", fig + 1, fig ? "eta" : "lambda",
+                     dims[k]);
+            snprintf(csv, sizeof csv, "%s/%s.csv", x->outdir, name);
+            snprintf(png, sizeof png, "%s/%s.png", x->outdir, name);
+            cli_msg(x->c, 2, "%s (n = %s, %s trial(s) per point)", name, n, trials);
+            const char *a[] = {"phase", "--config", "almost-simplex", "--n", n, "--d", dims[k],
+                               "--rho", rho, "--gamma", gamma, "--trials", trials, "--metric",
+                               fig ? "eta" : "lambda", "--seed", seed, "--format", "csv",
+                               "--output", csv, "--plot", png, "--threads", threads};
+            int na = (int)(sizeof a / sizeof a[0]);
+            run_command(x, cmd_phase, a, x->c->threads ? na : na - 2); // 0: phase's default
+            cli_msg(x->c, 2, "wrote %s and %s.csv", png, name);
+        }
+    for (int fig = 0; fig < 2; fig++) {
+        char name[64], csv[1024], png[1024], dd[32];
+        snprintf(name, sizeof name, "paper1_simplex_%s", fig ? "eta" : "lambda");
+        snprintf(csv, sizeof csv, "%s/%s.csv", x->outdir, name);
+        snprintf(png, sizeof png, "%s/%s.png", x->outdir, name);
+        snprintf(dd, sizeof dd, "%lld", atoll(n) + 1);
+        const char *a[] = {"simplex", "--n", n, "--d", dd, "--rho", rho, "--gamma", gamma,
+                           "--metric", fig ? "eta" : "lambda", "--format", "csv", "--output", csv,
+                           "--plot", png, "-q"};
+        run_command(x, cmd_simplex, a, (int)(sizeof a / sizeof a[0]));
+        cli_msg(x->c, 2, "wrote %s and %s.csv", png, name);
+    }
+    fig_depth(x, atoll(n));
+}
+
 int cmd_reproduce(int argc, char **argv) {
     static const struct option options[] = {{"quick", no_argument, NULL, OPT_QUICK},
                                             {"outdir", required_argument, NULL, OPT_OUTDIR},
@@ -498,17 +596,21 @@ int cmd_reproduce(int argc, char **argv) {
     if (c.output)
         cli_usage(&c, "--output does not apply: the figures and their CSV go to --outdir");
     if (optind != argc - 1)
-        cli_usage(&c, "name one target: paper2 or all");
+        cli_usage(&c, "name one target: paper1, paper2 or all");
     const char *target = argv[optind];
-    int all = strcmp(target, "all") == 0;
-    if (!all && strcmp(target, "paper2") != 0)
-        cli_usage(&c, "unknown target '%s' (paper2 or all; paper 1's Monte Carlo figures are "
-                      "not available yet)",
-                  target);
+    int all = strcmp(target, "all") == 0, paper1 = strcmp(target, "paper1") == 0;
+    if (!all && !paper1 && strcmp(target, "paper2") != 0)
+        cli_usage(&c, "unknown target '%s' (paper1, paper2 or all)", target);
     if (mkdir(x.outdir, 0777) != 0 && errno != EEXIST)
         cli_fail(&c, "cannot create '%s': %s", x.outdir, strerror(errno));
     if (all) // the commands run with their own state and write only to files
         fig_simplex_and_policies(&x);
+    if (all || paper1) {
+        cli_msg(&c, 2, "paper 1 (arXiv 2510.05554)%s", x.quick ? ", quick" : "");
+        fig_paper1(&x);
+    }
+    if (paper1)
+        return CLI_EXIT_OK;
     cli_msg(&c, 2, "paper 2 (arXiv 2605.08505)%s", x.quick ? ", quick" : "");
     fig_regime(&x);
     fig_ordered(&x);

@@ -316,8 +316,9 @@ int ats_query_run(struct ats_query_trial *out, const struct ats_query_params *p,
 // ----------------------------------------------------------------------------
 // Paper 1 on general tokens (arXiv 2510.05554; THEORY.md 2.1, 2.4-2.8): n tokens x_i in R^d,
 // pre-LN y_i = x_i/|x_i|, A = row-softmax(beta Y Y^T), x_i' = sum_j A_ij y_j + alpha x_i.
-// The layer is computed in blocks of rows through BLAS: memory O(block n + n d) (never an
-// n x n matrix), the token Gram rows reused across a grid of beta.
+// The layer is computed in panels of rows through BLAS, one panel per thread: memory
+// O(threads panel n + n d) (never an n x n matrix), the token Gram rows reused across a grid
+// of beta.
 
 enum ats_tokens {
     ATS_TOKENS_SIMPLEX,        // sqrt(1-rho) e_i + sqrt(rho) e_n (0-based; |x_i| = 1), d >= n+1
@@ -360,7 +361,7 @@ struct ats_layer_params {
     uint64_t seed, stream;        // the probes' Philox stream
     enum ats_precision precision; // f32: tokens rounded to float, float GEMMs; sums in double
     int threads;                  // 0: OpenMP's default; < 0 is EDOM
-    int64_t block;                // rows per block (0: chosen from n, d and probes)
+    int64_t block;                // rows per panel (0: chosen from n, d and probes)
 };
 
 // n = d = 2, alpha 0, no beta, pairs 0, eta none, probes 16, seed 1, stream 0, f64,
@@ -380,9 +381,11 @@ struct ats_layer_metrics {
 };
 
 // Runs the layer on tokens x: (n, d) for every beta of p into out: (nbeta,). The results
-// depend on x, p and the block size, never on the thread count (bit for bit).
+// depend on x, p and the panel size, never on the thread count (bit for bit). BLAS is set to
+// one thread during the call (restored after), the work spread over OpenMP threads instead.
 // Errors: ATS_STATUS_EDOM (a parameter outside its domain; a bad row of x; with pairs, two
-// parallel tokens, for which lambda is undefined), ATS_STATUS_ENOMEM (the workspace, whose
+// tokens parallel to working precision, 1 - cosine <= 8 (d + 4) eps, for which lambda is
+// undefined), ATS_STATUS_ENOMEM (the workspace, whose
 // size the reason states, could not be allocated), each with a reason.
 int ats_layer_metrics(struct ats_layer_metrics *out, const double *x,
                       const struct ats_layer_params *p);

@@ -3,11 +3,12 @@
  * checks the parameters, sizes the row block and the beta chunk against the memory they
  * need, and runs the float64 or float32 kernel (src/kernels/attn_impl.h).
  *
- * Block: rows per block so that the block's buffers (Gram and softmax rows, and with
- * Hutchinson the (i, p) rows of dG and dA) stay near 64 MB, at most 512 rows; every block
- * costs a few GEMMs, so larger blocks only help BLAS. Chunk: the outputs of that many betas
- * are held at once for the pair pass (n d each), up to 1 GB; the Gram rows (and dG rows) are
- * computed once per chunk. Both depend on the shape only, never on the thread count.
+ * Panel (block): rows a thread takes at a time, so that its buffers (Gram and softmax rows,
+ * and with Hutchinson the (i, p) rows of dG and dA) stay near 32 MB, at most 128 rows, and
+ * about 8 panels for small n so that threads share the work. Chunk: the outputs of that many
+ * betas are held at once for the pair pass (n d each), up to 1 GB; the Gram rows (and dG
+ * rows) are computed once per chunk. Both depend on the shape only, never on the thread
+ * count, and so do the results.
  */
 #include <limits.h>
 #include <math.h>
@@ -79,11 +80,14 @@ int ats_layer_metrics(struct ats_layer_metrics *out, const double *x,
                           p->block, 1,          out};
     size_t es = p->precision == ATS_PRECISION_F32 ? sizeof(float) : sizeof(double);
     if (!jb.block) {
-        double per_row = (double)es * ((double)p->n * (2 + 4.0 * (p->eta == ATS_ETA_EXACT) +
-                                                       2.0 * (p->eta == ATS_ETA_HUTCHINSON) * (double)m) +
-                                       (double)p->d * (1 + (double)m));
-        double b = floor(64e6 / per_row);
-        jb.block = b < 1 ? 1 : b > 512 ? 512 : (int64_t)b;
+        // Panel rows: a thread's scratch near 32 MB, at most 128 rows (256 for exact eta, whose
+        // cost has a term n/P times the Gram's), and about 8 panels for small n.
+        struct attn_job one = jb;
+        one.block = 1;
+        double per_row = (double)es * (double)ats_attn_scratch(&one);
+        double cap = p->eta == ATS_ETA_EXACT ? 256 : 128, eighth = 8 * ceil((double)p->n / 64);
+        double b = fmin(fmin(floor(32e6 / per_row), cap), eighth);
+        jb.block = b < 1 ? 1 : (int64_t)b;
     }
     if (jb.block > p->n)
         jb.block = p->n;

@@ -4,10 +4,15 @@
  *
  * Build: part of build/libattnscale.a; tests: make build/tests/test_phase.
  */
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 
 #include <cblas.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "core/internal.h"
 #include "kernels/attn.h"
@@ -19,46 +24,50 @@ static size_t muladd(size_t a, size_t b, size_t c) {
     return a * b + c;
 }
 
+int64_t ats_attn_scratch(const struct attn_job *jb) {
+    int64_t n = jb->n, d = jb->d, P = jb->block;
+    int64_t m = jb->eta == ATS_ETA_HUTCHINSON ? jb->probes : 0;
+    int64_t ex = jb->eta == ATS_ETA_EXACT;
+    return P * ((2 + 2 * m + 4 * ex) * n + (1 + m + ex) * d);
+}
+
 size_t ats_attn_workspace(const struct attn_job *jb, size_t esize) {
-    size_t n = (size_t)jb->n, d = (size_t)jb->d, nb = (size_t)jb->nbeta, B = (size_t)jb->block;
+    size_t n = (size_t)jb->n, d = (size_t)jb->d, nb = (size_t)jb->nbeta;
     size_t m = jb->eta == ATS_ETA_HUTCHINSON ? (size_t)jb->probes : 0;
     size_t ex = jb->eta == ATS_ETA_EXACT, pr = jb->pairs ? 1 : 0;
-    size_t dbl = n;                                    // r
-    dbl = muladd(3 + 3 * pr + ex, muladd(nb, n, 0), dbl); // rows, pairsum, erow
-    dbl = muladd(B, m, dbl);                           // jvn
-    dbl = muladd(nb, m, dbl);                          // psum
-    size_t nd = muladd(n, d, 0), bn = muladd(B, n, 0), bd = muladd(B, d, 0);
-    size_t re = nd;                                    // y
-    re = muladd(2 + 4 * ex, bn, re);                   // gb, ab (+ gv, vb, tb, hb)
-    re = muladd(1 + ex, bd, re);                       // mb (+ wb)
-    re = muladd(pr * (size_t)jb->chunk, nd, re);       // xo
-    re = muladd(m, nd, re);                            // dy
-    re = muladd(2 * m, bn, re);                        // dg, da
-    re = muladd(m, bd, re);                            // jv
+    size_t nbn = muladd(nb, n, 0), nd = muladd(n, d, 0);
+    size_t dbl = muladd(3 + 3 * pr + ex, nbn, n); // r, rows, pairsum, erow
+    dbl = muladd(nbn, m, dbl);                    // pe
+    size_t re = muladd(1 + pr * (size_t)jb->chunk + m, nd, 0); // y, xo, dy
+    re = muladd((size_t)jb->threads, (size_t)ats_attn_scratch(jb), re);
     size_t bytes = muladd(dbl, sizeof(double), 0);
     bytes = muladd(re, esize, bytes);
-    return muladd(m, nd, bytes);                       // probe signs
+    return muladd(m, nd, bytes); // probe signs
 }
 
 #define R double
 #define FN(name) attn_##name##_f64
 #define GEMM cblas_dgemm
 #define EXP exp
+#define EPS DBL_EPSILON
 #include "kernels/attn_impl.h"
 #undef R
 #undef FN
 #undef GEMM
 #undef EXP
+#undef EPS
 
 #define R float
 #define FN(name) attn_##name##_f32
 #define GEMM cblas_sgemm
 #define EXP expf
+#define EPS FLT_EPSILON
 #include "kernels/attn_impl.h"
 #undef R
 #undef FN
 #undef GEMM
 #undef EXP
+#undef EPS
 
 int ats_attn_run_f64(const struct attn_job *job) {
     return attn_run_f64(job);

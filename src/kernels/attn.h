@@ -24,7 +24,7 @@ struct attn_job {
     int64_t probes;                  // m, used with ATS_ETA_HUTCHINSON
     uint64_t seed, stream;
     int threads;                     // >= 1
-    int64_t block;                   // rows per block, 1..n
+    int64_t block;                   // rows per panel P, 1..n
     int64_t chunk;                   // betas whose outputs are held at once (pairs), >= 1
     struct ats_layer_metrics *out;   // (nbeta,)
 };
@@ -32,8 +32,12 @@ struct attn_job {
 int ats_attn_run_f64(const struct attn_job *job);
 int ats_attn_run_f32(const struct attn_job *job);
 
+// Elements (float or double) of one thread's scratch for a panel: P ((2 + 2m + 4e) n +
+// (1 + m + e) d), m probes (Hutchinson), e = 1 for exact eta.
+int64_t ats_attn_scratch(const struct attn_job *job);
+
 // Bytes of workspace a job of this shape allocates at element size esize (4 or 8), or
-// SIZE_MAX when the count overflows; phase.c uses it to choose the block and the chunk.
+// SIZE_MAX when the count overflows; phase.c uses it to choose the panel and the chunk.
 size_t ats_attn_workspace(const struct attn_job *job, size_t esize);
 
 #endif // ATS_KERNELS_ATTN_H

@@ -1,7 +1,7 @@
 /*
  * attn_impl.h: the body of the blocked self-attention kernel, included twice by attn.c with
- * R = double / float (GEMM, EXP and FN naming the matching BLAS call, libm exp
- * and suffix). Sums over rows, columns and probes are always accumulated in double.
+ * R = double / float (GEMM, EXP, EPS and FN naming the BLAS call, libm's exp, the machine
+ * epsilon and the suffix). Sums over rows, columns and probes are always accumulated in double.
  *
  * Layout (row-major, R unless said otherwise):
  *   Y    (n, d)       unit tokens y_i = x_i / r_i, r_i = |x_i| in double
@@ -16,14 +16,21 @@
  *                     and one (b, n) x (n, m d), whose output has the same (i, p) layout
  *   Xo   (chunk, n, d) outputs x' for the betas of the chunk (pairs only), normalised in place
  *
- * Pass 1 (per chunk of betas, per block of rows): G_B and dG_B once, then per beta the
- * softmax with the row statistics, M_B = A_B Y, the outputs, the probes' JV rows and the exact
- * eta rows. Pass 2 (pairs): per block, the upper part G_B[:, i0:] once, then per beta the
- * output Gram rows Y'_B Y'[i0:]^T and the pair sums for j > i. Per-row results go to arrays
- * indexed by (beta, row) and are summed in row order afterwards, and a block's rows are split
- * over threads without sharing sums, so nothing depends on the thread count; OpenBLAS
- * partitions a GEMM's output, not its inner dimension, so its results do not either.
+ * Rows go in panels of P = job->block rows, each panel through one thread with BLAS on one
+ * thread (threaded OpenBLAS 0.3.21 dgemm is not bit-reproducible across thread counts, and two
+ * thread pools on the same cores spin against each other). Pass 1 (per chunk of betas, per
+ * panel): G rows and dG rows once, then per beta the softmax rows with their statistics,
+ * M = A Y, the outputs, the probes' JV rows and the exact eta rows. Pass 2 (pairs): per panel
+ * the upper G rows G[i0:i0+b, i0:] once, then per beta the output Gram rows and the pair sums
+ * for j > i. Per-row results go to arrays indexed by (beta, row) and are summed in row order
+ * at the end; the panels are fixed by P, so nothing depends on the thread count.
  */
+
+#ifdef _OPENMP
+#define THREAD_ID omp_get_thread_num()
+#else
+#define THREAD_ID 0
+#endif
 
 static int FN(normalise_outputs)(R *xo, int64_t n, int64_t d, int nt) {
     int64_t bad = -1;
@@ -136,28 +143,255 @@ static double FN(eta_row)(const R *p, const R *gr, const R *g, const R *t, doubl
     return sum;
 }
 
-static int FN(run)(const struct attn_job *jb) {
-    const int64_t n = jb->n, d = jb->d, nb = jb->nbeta, B = jb->block, K = jb->chunk;
+// Arrays every thread reads (y, dy, xo, v, r) or writes at its own rows (rows, pairsum, erow,
+// pe: indexed by beta and row, so the sums in FN(finish) run in row order).
+struct FN(shared) {
+    double *r, *rows, *pairsum, *erow, *pe;
+    R *y, *xo, *dy;
+    signed char *v;
+};
+
+// One thread's buffers for a panel of P rows (the lengths ats_attn_scratch counts).
+struct FN(scratch) {
+    R *gb, *ab, *mb, *dg, *da, *jv;
+    R *gv, *vb, *tb, *hb, *wb; // exact eta only (NULL otherwise)
+};
+
+static void FN(scratch_carve)(struct FN(scratch) *w, const struct attn_job *jb, R *p) {
+    const int64_t n = jb->n, d = jb->d, P = jb->block;
     const int64_t m = jb->eta == ATS_ETA_HUTCHINSON ? jb->probes : 0;
-    const int exact = jb->eta == ATS_ETA_EXACT, nt = jb->threads;
+    w->gb = p;
+    w->ab = w->gb + P * n;
+    w->mb = w->ab + P * n;
+    w->dg = w->mb + P * d;
+    w->da = w->dg + P * m * n;
+    w->jv = w->da + P * m * n;
+    w->gv = w->vb = w->tb = w->hb = w->wb = NULL;
+    if (jb->eta == ATS_ETA_EXACT) {
+        w->gv = w->jv + P * m * d;
+        w->vb = w->gv + P * n;
+        w->tb = w->vb + P * n;
+        w->hb = w->tb + P * n;
+        w->wb = w->hb + P * n;
+    }
+}
+
+// |JV|^2 of probe p at beta k, summed over rows in order.
+static double FN(probe_total)(const struct FN(shared) *sh, int64_t n, int64_t m, int64_t k,
+                              int64_t p) {
+    double e = 0;
+    for (int64_t i = 0; i < n; i++)
+        e += sh->pe[(k * n + i) * m + p];
+    return e;
+}
+
+// Means over rows and pairs, and the probes' mean and variance, summed in row order.
+static void FN(finish)(const struct attn_job *jb, const struct FN(shared) *sh) {
+    const int64_t n = jb->n, d = jb->d, nb = jb->nbeta;
+    const int64_t m = jb->eta == ATS_ETA_HUTCHINSON ? jb->probes : 0;
+    double npairs = 0.5 * (double)n * (double)(n - 1), nd = (double)n * (double)d;
+    for (int64_t k = 0; k < nb; k++) {
+        struct ats_layer_metrics *o = &jb->out[k];
+        double s[3] = {0, 0, 0}, q[3] = {0, 0, 0};
+        for (int64_t i = 0; i < n; i++)
+            for (int t = 0; t < 3; t++) {
+                s[t] += sh->rows[(t * nb + k) * n + i];
+                if (jb->pairs)
+                    q[t] += sh->pairsum[(t * nb + k) * n + i];
+            }
+        o->a_self = s[0] / (double)n;
+        o->entropy = s[1] / (double)n;
+        o->support = s[2] / (double)n;
+        o->rho_out = jb->pairs ? q[0] / npairs : NAN;
+        o->lambda = jb->pairs ? q[1] / npairs : NAN;
+        o->lambda_angle = jb->pairs > 1 ? q[2] / npairs : NAN;
+        o->eta = o->eta_var = NAN;
+        if (jb->eta == ATS_ETA_EXACT) {
+            double e = 0;
+            for (int64_t i = 0; i < n; i++)
+                e += sh->erow[k * n + i];
+            o->eta = e / nd;
+            o->eta_var = 0;
+        } else if (m) {
+            double mean = 0, ss = 0;
+            for (int64_t p = 0; p < m; p++)
+                mean += FN(probe_total)(sh, n, m, k, p) / nd;
+            mean /= (double)m;
+            for (int64_t p = 0; p < m; p++) {
+                double e = FN(probe_total)(sh, n, m, k, p) / nd - mean;
+                ss += e * e;
+            }
+            o->eta = mean;
+            o->eta_var = m > 1 ? ss / (double)(m - 1) : NAN;
+        }
+    }
+}
+
+// One panel of rows [i0, i0 + b) through every beta of the chunk [c0, c0 + kc): the Gram rows
+// and dG rows once, then per beta the softmax rows, M = A Y, the outputs (pairs), the probes'
+// |JV|^2 (pe) and the exact eta rows (erow). w is the calling thread's scratch.
+static void FN(panel)(const struct attn_job *jb, const struct FN(shared) *sh, struct FN(scratch) *w,
+                      int64_t i0, int64_t b, int64_t c0, int64_t kc) {
+    const int64_t n = jb->n, d = jb->d, nb = jb->nbeta, P = jb->block;
+    const int64_t m = jb->eta == ATS_ETA_HUTCHINSON ? jb->probes : 0;
+    const int in = (int)n, id = (int)d, im = (int)m, ib = (int)b;
     const double alpha = jb->alpha;
-    const size_t es = sizeof(R);
-    size_t need = ats_attn_workspace(jb, es);
+    const R *y = sh->y, *dy = sh->dy;
+    R *gb = w->gb, *ab = w->ab, *mb = w->mb, *dg = w->dg, *da = w->da, *jv = w->jv;
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, ib, in, id, 1, y + i0 * d, id, y, id, 0, gb, in);
+    if (m) { // dG rows (i, p): dY_i Y^T, plus Y_i dY^T computed into da and read transposed
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, ib * im, in, id, 1, dy + i0 * m * d, id, y,
+             id, 0, dg, in);
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, ib, in * im, id, 1, y + i0 * d, id, dy, id, 0,
+             da, in * im);
+        for (int64_t ip = 0; ip < b * m; ip++) {
+            R *row = dg + ip * n;
+            const R *tr = da + (ip / m) * n * m + ip % m;
+            for (int64_t j = 0; j < n; j++)
+                row[j] += tr[j * m];
+        }
+    }
+    for (int64_t kb = 0; kb < kc; kb++) {
+        int64_t k = c0 + kb;
+        double beta = jb->beta[k];
+        for (int64_t i = 0; i < b; i++) {
+            double st[3];
+            FN(softmax_row)(ab + i * n, st, gb + i * n, n, i0 + i, beta);
+            for (int s = 0; s < 3; s++)
+                sh->rows[(s * nb + k) * n + i0 + i] = st[s];
+        }
+        if (jb->pairs || w->gv)
+            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, ib, id, in, 1, ab, in, y, id, 0, mb, id);
+        if (jb->pairs) {
+            R *xk = sh->xo + kb * n * d;
+            for (int64_t i = 0; i < b; i++)
+                for (int64_t l = 0; l < d; l++)
+                    xk[(i0 + i) * d + l] =
+                        (R)((double)mb[i * d + l] + alpha * jb->x[(i0 + i) * d + l]);
+        }
+        if (m) {
+            for (int64_t ip = 0; ip < b * m; ip++) {
+                const R *a = ab + (ip / m) * n, *g = dg + ip * n;
+                R *out = da + ip * n;
+                double s = 0;
+                for (int64_t j = 0; j < n; j++)
+                    s += (double)a[j] * (double)g[j];
+                R sr = (R)s, br = (R)beta;
+                for (int64_t j = 0; j < n; j++)
+                    out[j] = br * a[j] * (g[j] - sr);
+            }
+            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, ib * im, id, in, 1, da, in, y, id, 0, jv,
+                 id);
+            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, ib, im * id, in, 1, ab, in, dy, im * id, 1,
+                 jv, im * id);
+            for (int64_t ip = 0; ip < b * m; ip++) {
+                const R *row = jv + ip * d;
+                const signed char *vr = sh->v + (i0 * m + ip) * d;
+                double s = 0;
+                for (int64_t l = 0; l < d; l++) {
+                    double t = (double)row[l] + alpha * (double)vr[l];
+                    s += t * t;
+                }
+                sh->pe[(k * n + i0) * m + ip] = s;
+            }
+        }
+        if (w->gv) {
+            // g = G p = Y m_i; t = (G o G) p over column blocks of G; v_j = p_j (G_ij - g_i).
+            R *gv = w->gv, *vb = w->vb, *tb = w->tb, *hb = w->hb, *wb = w->wb;
+            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, ib, in, id, 1, mb, id, y, id, 0, gv, in);
+            for (int64_t j0 = 0; j0 < n; j0 += P) {
+                int jbk = (int)(n - j0 < P ? n - j0 : P);
+                GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, jbk, in, id, 1, y + j0 * d, id, y, id,
+                     0, hb, in);
+                for (int64_t e = 0; e < (int64_t)jbk * n; e++)
+                    hb[e] *= hb[e];
+                GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, ib, in, jbk, 1, ab + j0, in, hb, in,
+                     j0 ? 1 : 0, tb, in);
+            }
+            for (int64_t i = 0; i < b; i++) {
+                R gi = gv[i * n + i0 + i];
+                for (int64_t j = 0; j < n; j++)
+                    vb[i * n + j] = ab[i * n + j] * (gb[i * n + j] - gi);
+            }
+            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, ib, id, in, 1, vb, in, y, id, 0, wb, id);
+            for (int64_t i = 0; i < b; i++) {
+                double cy2 = 0;
+                for (int64_t l = 0; l < d; l++)
+                    cy2 += (double)wb[i * d + l] * (double)wb[i * d + l];
+                sh->erow[k * n + i0 + i] = FN(eta_row)(ab + i * n, gb + i * n, gv + i * n,
+                                                       tb + i * n, cy2, sh->r, n, d, i0 + i, beta,
+                                                       alpha);
+            }
+        }
+    }
+}
+
+// The pairs i < j of the panel's rows [i0, i0 + b): the upper Gram rows once, then per beta
+// of the chunk the output Gram rows and the row sums of rho', lambda and the angle ratio.
+// Returns the first pair (in row order) whose tokens are parallel to working precision
+// (1 - <y_i, y_j> <= 8 (d + 4) eps: lambda's denominator is then rounding noise), or -1.
+static int64_t FN(pairs_panel)(const struct attn_job *jb, const struct FN(shared) *sh,
+                               struct FN(scratch) *w, int64_t i0, int64_t b, int64_t c0, int64_t kc,
+                               int64_t *jpar) {
+    const int64_t n = jb->n, d = jb->d, nb = jb->nbeta, wd = n - i0;
+    const int id = (int)d;
+    const double tol = 8 * (double)(d + 4) * (double)EPS;
+    R *gu = w->gb, *pu = w->ab;
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)wd, id, 1, sh->y + i0 * d, id,
+         sh->y + i0 * d, id, 0, gu, (int)wd);
+    for (int64_t i = 0; i < b; i++)
+        for (int64_t j = i + 1; j < wd; j++)
+            if (!(1 - (double)gu[i * wd + j] > tol)) {
+                *jpar = i0 + j;
+                return i0 + i;
+            }
+    for (int64_t kb = 0; kb < kc; kb++) {
+        int64_t k = c0 + kb;
+        const R *yo = sh->xo + kb * n * d + i0 * d;
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)wd, id, 1, yo, id, yo, id, 0, pu,
+             (int)wd);
+        for (int64_t i = 0; i < b; i++) {
+            double so = 0, sl = 0, sa = 0;
+            for (int64_t j = i + 1; j < wd; j++) {
+                double g = (double)gu[i * wd + j], go = (double)pu[i * wd + j];
+                so += go;
+                sl += (1 - go) / (1 - g);
+                if (jb->pairs > 1)
+                    sa += acos(fmax(fmin(go, 1), -1)) / acos(fmax(g, -1));
+            }
+            sh->pairsum[(0 * nb + k) * n + i0 + i] = so;
+            sh->pairsum[(1 * nb + k) * n + i0 + i] = sl;
+            sh->pairsum[(2 * nb + k) * n + i0 + i] = sa;
+        }
+    }
+    return -1;
+}
+
+static int FN(run)(const struct attn_job *jb) {
+    const int64_t n = jb->n, d = jb->d, nb = jb->nbeta, P = jb->block, K = jb->chunk;
+    const int64_t m = jb->eta == ATS_ETA_HUTCHINSON ? jb->probes : 0;
+    const int64_t npanel = (n + P - 1) / P;
+    const int exact = jb->eta == ATS_ETA_EXACT, nt = jb->threads;
+    size_t need = ats_attn_workspace(jb, sizeof(R));
     char *ws = need == SIZE_MAX ? NULL : ats_malloc(need);
     if (!ws)
         ATS_ERROR(ATS_STATUS_ENOMEM, "the layer needs %.3g GB of workspace (n = %lld, d = %lld)",
                   (double)need / 1e9, (long long)n, (long long)d);
-    openblas_set_num_threads(nt);
-    // Carve the workspace: doubles first, then R arrays, then the probe signs.
-    double *r = (double *)(void *)ws, *rows = r + n, *pairsum = rows + 3 * nb * n,
-           *erow = pairsum + (jb->pairs ? 3 * nb * n : 0), *jvn = erow + (exact ? nb * n : 0),
-           *psum = jvn + B * m;
-    R *y = (R *)(void *)(psum + nb * m), *gb = y + n * d, *ab = gb + B * n, *mb = ab + B * n,
-      *xo = mb + B * d, *dy = xo + (jb->pairs ? K * n * d : 0), *dg = dy + n * m * d,
-      *da = dg + B * m * n, *jv = da + B * m * n, *gv = jv + B * m * d,
-      *vb = gv + (exact ? B * n : 0), *tb = vb + (exact ? B * n : 0),
-      *hb = tb + (exact ? B * n : 0), *wb = hb + (exact ? B * n : 0);
-    signed char *v = (signed char *)(void *)(wb + (exact ? B * d : 0));
+    // Carve the workspace as ats_attn_workspace counts it: doubles, R arrays, per-thread
+    // scratch, probe signs.
+    struct FN(shared) sh;
+    sh.r = (double *)(void *)ws;
+    sh.rows = sh.r + n;
+    sh.pairsum = sh.rows + 3 * nb * n;
+    sh.erow = sh.pairsum + (jb->pairs ? 3 * nb * n : 0);
+    sh.pe = sh.erow + (exact ? nb * n : 0);
+    R *rp = (R *)(void *)(sh.pe + nb * n * m);
+    sh.y = rp;
+    sh.xo = sh.y + n * d;
+    sh.dy = sh.xo + (jb->pairs ? K * n * d : 0);
+    R *scratch = sh.dy + n * m * d;
+    const int64_t per_thread = ats_attn_scratch(jb);
+    sh.v = (signed char *)(void *)(scratch + nt * per_thread);
 
     for (int64_t i = 0; i < n; i++) { // pre-LN, with scaling against overflow
         const double *xr = jb->x + i * d;
@@ -166,202 +400,65 @@ static int FN(run)(const struct attn_job *jb) {
             sc = fmax(sc, fabs(xr[l]));
         for (int64_t l = 0; l < d; l++)
             s += (xr[l] / sc) * (xr[l] / sc);
-        r[i] = sc * sqrt(s);
+        sh.r[i] = sc * sqrt(s);
         for (int64_t l = 0; l < d; l++)
-            y[i * d + l] = (R)(xr[l] / r[i]);
+            sh.y[i * d + l] = (R)(xr[l] / sh.r[i]);
     }
-    if (m) {
-        FN(make_probes)(dy, v, y, r, jb, nt);
-        for (int64_t k = 0; k < nb * m; k++)
-            psum[k] = 0;
-    }
-    const int in = (int)n, id = (int)d, im = (int)m;
+    if (m)
+        FN(make_probes)((R *)sh.dy, sh.v, sh.y, sh.r, jb, nt);
+    // BLAS runs on one thread inside each of ours: panels are fixed by P, so every row is
+    // computed by the same calls whatever the thread count (threaded OpenBLAS is not
+    // bit-reproducible across thread counts).
+    int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
     int rc = ATS_STATUS_OK;
     for (int64_t c0 = 0; c0 < nb && rc == ATS_STATUS_OK; c0 += K) {
         int64_t kc = nb - c0 < K ? nb - c0 : K;
-        // Pass 1: rows block by block, every beta of the chunk.
-        for (int64_t i0 = 0; i0 < n; i0 += B) {
-            int64_t b = n - i0 < B ? n - i0 : B;
-            int ib = (int)b;
-            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, ib, in, id, 1, y + i0 * d, id, y, id,
-                 0, gb, in);
-            if (m) { // dG_B rows (i, p): dY_B Y^T, plus Y_B dY^T read transposed from da
-                GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, ib * im, in, id, 1, dy + i0 * m * d,
-                     id, y, id, 0, dg, in);
-                GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, ib, in * im, id, 1, y + i0 * d, id,
-                     dy, id, 0, da, in * im);
-#pragma omp parallel for num_threads(nt) schedule(static)
-                for (int64_t ip = 0; ip < b * m; ip++) {
-                    int64_t i = ip / m, p = ip % m;
-                    R *row = dg + ip * n;
-                    const R *tr = da + i * n * m + p;
-                    for (int64_t j = 0; j < n; j++)
-                        row[j] += tr[j * m];
-                }
-            }
-            for (int64_t kb = 0; kb < kc; kb++) {
-                int64_t k = c0 + kb;
-                double beta = jb->beta[k];
-#pragma omp parallel for num_threads(nt) schedule(static)
-                for (int64_t i = 0; i < b; i++) {
-                    double st[3];
-                    FN(softmax_row)(ab + i * n, st, gb + i * n, n, i0 + i, beta);
-                    for (int s = 0; s < 3; s++)
-                        rows[(s * nb + k) * n + i0 + i] = st[s];
-                }
-                if (jb->pairs || exact)
-                    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, ib, id, in, 1, ab, in, y, id, 0,
-                         mb, id);
-                if (jb->pairs) {
-                    R *xk = xo + kb * n * d;
-                    for (int64_t i = 0; i < b; i++)
-                        for (int64_t l = 0; l < d; l++)
-                            xk[(i0 + i) * d + l] =
-                                (R)((double)mb[i * d + l] + alpha * jb->x[(i0 + i) * d + l]);
-                }
-                if (m) {
-#pragma omp parallel for num_threads(nt) schedule(static)
-                    for (int64_t ip = 0; ip < b * m; ip++) {
-                        const R *a = ab + (ip / m) * n, *g = dg + ip * n;
-                        R *out = da + ip * n;
-                        double s = 0;
-                        for (int64_t j = 0; j < n; j++)
-                            s += (double)a[j] * (double)g[j];
-                        R sr = (R)s, br = (R)beta;
-                        for (int64_t j = 0; j < n; j++)
-                            out[j] = br * a[j] * (g[j] - sr);
-                    }
-                    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, ib * im, id, in, 1, da, in, y,
-                         id, 0, jv, id);
-                    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, ib, im * id, in, 1, ab, in, dy,
-                         im * id, 1, jv, im * id);
-#pragma omp parallel for num_threads(nt) schedule(static)
-                    for (int64_t ip = 0; ip < b * m; ip++) {
-                        const R *row = jv + ip * d;
-                        const signed char *vr = v + (i0 * m + ip) * d;
-                        double s = 0;
-                        for (int64_t l = 0; l < d; l++) {
-                            double t = (double)row[l] + alpha * (double)vr[l];
-                            s += t * t;
-                        }
-                        jvn[ip] = s;
-                    }
-                    for (int64_t ip = 0; ip < b * m; ip++)
-                        psum[k * m + ip % m] += jvn[ip];
-                }
-                if (exact) {
-                    // g = G p = Y m_i; t = (G o G) p by column blocks of G; v_j = p_j (G_ij - g_i).
-                    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, ib, in, id, 1, mb, id, y, id, 0,
-                         gv, in);
-                    for (int64_t j0 = 0; j0 < n; j0 += B) {
-                        int jbk = (int)(n - j0 < B ? n - j0 : B);
-                        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, jbk, in, id, 1, y + j0 * d,
-                             id, y, id, 0, hb, in);
-                        for (int64_t e = 0; e < (int64_t)jbk * n; e++)
-                            hb[e] *= hb[e];
-                        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, ib, in, jbk, 1, ab + j0,
-                             in, hb, in, j0 ? 1 : 0, tb, in);
-                    }
-                    for (int64_t i = 0; i < b; i++) {
-                        R gi = gv[i * n + i0 + i];
-                        for (int64_t j = 0; j < n; j++)
-                            vb[i * n + j] = ab[i * n + j] * (gb[i * n + j] - gi);
-                    }
-                    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, ib, id, in, 1, vb, in, y, id, 0,
-                         wb, id);
-#pragma omp parallel for num_threads(nt) schedule(static)
-                    for (int64_t i = 0; i < b; i++) {
-                        double cy2 = 0;
-                        for (int64_t l = 0; l < d; l++)
-                            cy2 += (double)wb[i * d + l] * (double)wb[i * d + l];
-                        erow[k * n + i0 + i] =
-                            FN(eta_row)(ab + i * n, gb + i * n, gv + i * n, tb + i * n, cy2, r, n,
-                                        d, i0 + i, beta, alpha);
-                    }
-                }
+#pragma omp parallel num_threads(nt)
+        {
+            struct FN(scratch) w;
+            FN(scratch_carve)(&w, jb, scratch + THREAD_ID * per_thread);
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t pi = 0; pi < npanel; pi++) {
+                int64_t i0 = pi * P;
+                FN(panel)(jb, &sh, &w, i0, n - i0 < P ? n - i0 : P, c0, kc);
             }
         }
         if (!jb->pairs)
             continue;
-        // Pass 2: pairs i < j from the upper block rows of G and of the output Gram.
         for (int64_t kb = 0; kb < kc && rc == ATS_STATUS_OK; kb++)
-            rc = FN(normalise_outputs)(xo + kb * n * d, n, d, nt);
-        for (int64_t i0 = 0; i0 < n && rc == ATS_STATUS_OK; i0 += B) {
-            int64_t b = n - i0 < B ? n - i0 : B, w = n - i0;
-            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)w, id, 1, y + i0 * d, id,
-                 y + i0 * d, id, 0, gb, (int)w);
-            int64_t par_i = -1, par_j = -1;
-            for (int64_t i = 0; i < b && par_i < 0; i++)
-                for (int64_t j = i + 1; j < w; j++)
-                    if (!(1 - (double)gb[i * w + j] > 0)) {
-                        par_i = i0 + i;
-                        par_j = i0 + j;
-                        break;
+            rc = FN(normalise_outputs)(sh.xo + kb * n * d, n, d, nt);
+        if (rc != ATS_STATUS_OK)
+            break;
+        int64_t par_i = -1, par_j = -1;
+#pragma omp parallel num_threads(nt)
+        {
+            struct FN(scratch) w;
+            FN(scratch_carve)(&w, jb, scratch + THREAD_ID * per_thread);
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t pi = 0; pi < npanel; pi++) {
+                int64_t i0 = pi * P, j = -1;
+                int64_t i = FN(pairs_panel)(jb, &sh, &w, i0, n - i0 < P ? n - i0 : P, c0, kc, &j);
+                if (i >= 0) {
+#pragma omp critical(attn_parallel_pair)
+                    if (par_i < 0 || i < par_i) {
+                        par_i = i;
+                        par_j = j;
                     }
-            if (par_i >= 0) {
-                ats_error(__FILE__, __LINE__, ATS_STATUS_EDOM,
-                          "tokens %lld and %lld are parallel (cosine 1): lambda is undefined",
-                          (long long)par_i, (long long)par_j);
-                rc = ATS_STATUS_EDOM;
-                break;
-            }
-            for (int64_t kb = 0; kb < kc; kb++) {
-                int64_t k = c0 + kb;
-                const R *yo = xo + kb * n * d + i0 * d;
-                GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)w, id, 1, yo, id, yo, id,
-                     0, ab, (int)w);
-#pragma omp parallel for num_threads(nt) schedule(static)
-                for (int64_t i = 0; i < b; i++) {
-                    double so = 0, sl = 0, sa = 0;
-                    for (int64_t j = i + 1; j < w; j++) {
-                        double g = (double)gb[i * w + j], go = (double)ab[i * w + j];
-                        so += go;
-                        sl += (1 - go) / (1 - g);
-                        if (jb->pairs > 1)
-                            sa += acos(fmin(go, 1)) / acos(fmax(fmin(g, 1), -1));
-                    }
-                    pairsum[(0 * nb + k) * n + i0 + i] = so;
-                    pairsum[(1 * nb + k) * n + i0 + i] = sl;
-                    pairsum[(2 * nb + k) * n + i0 + i] = sa;
                 }
             }
         }
-    }
-    if (rc == ATS_STATUS_OK) {
-        double npairs = 0.5 * (double)n * (double)(n - 1);
-        for (int64_t k = 0; k < nb; k++) {
-            struct ats_layer_metrics *o = &jb->out[k];
-            double s[3] = {0, 0, 0}, q[3] = {0, 0, 0}, e = 0;
-            for (int64_t i = 0; i < n; i++)
-                for (int t = 0; t < 3; t++) {
-                    s[t] += rows[(t * nb + k) * n + i];
-                    if (jb->pairs)
-                        q[t] += pairsum[(t * nb + k) * n + i];
-                }
-            o->a_self = s[0] / (double)n;
-            o->entropy = s[1] / (double)n;
-            o->support = s[2] / (double)n;
-            o->rho_out = jb->pairs ? q[0] / npairs : NAN;
-            o->lambda = jb->pairs ? q[1] / npairs : NAN;
-            o->lambda_angle = jb->pairs > 1 ? q[2] / npairs : NAN;
-            o->eta = o->eta_var = NAN;
-            if (exact) {
-                for (int64_t i = 0; i < n; i++)
-                    e += erow[k * n + i];
-                o->eta = e / ((double)n * (double)d);
-                o->eta_var = 0;
-            } else if (m) {
-                double nd = (double)n * (double)d, mean = 0, var = 0;
-                for (int64_t p = 0; p < m; p++)
-                    mean += psum[k * m + p] / nd;
-                mean /= (double)m;
-                for (int64_t p = 0; p < m; p++)
-                    var += (psum[k * m + p] / nd - mean) * (psum[k * m + p] / nd - mean);
-                o->eta = mean;
-                o->eta_var = m > 1 ? var / (double)(m - 1) : NAN;
-            }
+        if (par_i >= 0) {
+            ats_error(__FILE__, __LINE__, ATS_STATUS_EDOM,
+                      "tokens %lld and %lld are parallel to working precision (1 - cosine <= "
+                      "%.2g): lambda is undefined",
+                      (long long)par_i, (long long)par_j, 8 * (double)(d + 4) * (double)EPS);
+            rc = ATS_STATUS_EDOM;
         }
     }
+    openblas_set_num_threads(blas_threads);
+    if (rc == ATS_STATUS_OK)
+        FN(finish)(jb, &sh);
     ats_free(ws);
     return rc;
 }

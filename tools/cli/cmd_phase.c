@@ -61,11 +61,12 @@ static const char phase_help[] =
     "a_self = mean A_ii, entropy = mean row entropy (nats), support = mean 1/sum_j A_ij^2.\n"
     "\n"
     "Record keys: config, n, d, rho (null for sphere and file), alpha, gamma, beta, trials,\n"
-    "probes, eta_method, precision, metric, value (mean over trials), stderr (standard error\n"
-    "over trials and probes; 0 where the value is exact; null when it cannot be estimated,\n"
-    "i.e. one random draw of a probe-free metric) and median (over trials; eta is heavy-tailed\n"
-    "at small d, where |x|^2 can be tiny). With one trial and Hutchinson eta, stderr is the\n"
-    "probes' standard error for that draw.\n"
+    "probes (null without Hutchinson eta), eta_method (none without eta), precision, metric,\n"
+    "value (mean over trials), stderr (standard error over trials and probes; 0 where the\n"
+    "value is exact; null when it cannot be estimated, i.e. one random draw of a probe-free\n"
+    "metric) and median (over trials; eta is heavy-tailed at small d, where |x|^2 can be\n"
+    "tiny). With one trial and Hutchinson eta, stderr is the probes' standard error for that\n"
+    "draw.\n"
     "\n"
     "Example:\n"
     "  attnscale phase --n 256 --d 512 --rho 0.02:0.98:25 --gamma 0:10:51 --plot lambda.png\n"
@@ -369,6 +370,12 @@ int cmd_phase(int argc, char **argv) {
     const int closed = s.config == CFG_SIMPLEX && !(want_eta && s.eta == ATS_ETA_HUTCHINSON);
     const int has_rho = s.config == CFG_SIMPLEX || s.config == CFG_ALMOST;
     const int fixed_tokens = s.config == CFG_FILE || s.config == CFG_SIMPLEX;
+    if (s.config == CFG_SIMPLEX)
+        for (int64_t i = 0; i < n.count; i++)
+            for (int64_t j = 0; j < d.count; j++)
+                if (d.v[j] > 0 && d.v[j] < n.v[i])
+                    cli_usage(&c, "--config simplex: n = %g equiangular tokens need d >= n "
+                                  "(got d = %g)", n.v[i], d.v[j]);
     if (s.config == CFG_SIMPLEX && !closed)
         for (int64_t i = 0; i < n.count; i++)
             for (int64_t j = 0; j < d.count; j++)
@@ -505,9 +512,11 @@ int cmd_phase(int argc, char **argv) {
                 ats_writer_double(w, "gamma", kind == ATS_SCALE_GAMMA ? scale.v[k] : beta[k] / log((double)pn));
                 ats_writer_double(w, "beta", beta[k]);
                 ats_writer_int(w, "trials", nt);
-                ats_writer_int(w, "probes", np);
-                ats_writer_string(w, "eta_method",
-                                  s.eta == ATS_ETA_EXACT ? "exact" : "hutchinson");
+                ats_writer_double(w, "probes",
+                                  want_eta && s.eta == ATS_ETA_HUTCHINSON ? (double)np : NAN);
+                ats_writer_string(w, "eta_method", !want_eta                ? "none"
+                                                   : s.eta == ATS_ETA_EXACT ? "exact"
+                                                                            : "hutchinson");
                 ats_writer_string(w, "precision", s.precision == ATS_PRECISION_F32 ? "f32" : "f64");
                 ats_writer_string(w, "metric", metric_names[m]);
                 ats_writer_double(w, "value", mean);

@@ -58,7 +58,7 @@ RUN_PKGS  := make gcc pkg-config libopenblas-dev libcairo2-dev libcjson-dev font
 # The tests also write .npy fixtures with NumPy and run scripts/dump_scores.py on PyTorch.
 TEST_PKGS := $(RUN_PKGS) python3-numpy python3-torch
 FUZZ_PKGS := clang libclang-rt-dev
-BENCH_PKGS := python3-numpy
+BENCH_PKGS := python3-numpy python3-torch
 
 .PHONY: all lib cli deps test-deps run test check test-long bench fuzz format clean tests
 all: lib cli

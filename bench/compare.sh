@@ -47,3 +47,13 @@ compare diagnose_causal_4000 \
 compare query_d3_1e8 \
     "$build/attnscale query --d 3 --n 1e8 --beta 100 --trials 1 -q" \
     "/usr/bin/python3 bench/baselines/query_numpy.py 1e8 100"
+
+# phase: lambda and Hutchinson eta (16 probes) at n = 2048, d = 512, rho = 0.5, 8 gammas,
+# against the straightforward PyTorch implementation on the same threads (f32 and f64).
+for prec in f32 f64; do
+    dt=float32
+    [ $prec = f64 ] && dt=float64
+    compare phase_lambda_eta_n2048_$prec \
+        "$build/attnscale phase --n 2048 --d 512 --rho 0.5 --gamma 0.5:4:8 --metric lambda,eta --precision $prec -q" \
+        "/usr/bin/python3 bench/baselines/phase_torch.py --n 2048 --d 512 --rho 0.5 --gamma 0.5,1,1.5,2,2.5,3,3.5,4 --dtype $dt"
+done

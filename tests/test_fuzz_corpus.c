@@ -1,6 +1,6 @@
 /*
  * test_fuzz_corpus.c: every input of the fuzz corpora (tests/fuzz/corpus/{npy,safetensors,
- * values}) through the parsers, so `make test` and `make check` (AddressSanitizer,
+ * values,tokens}) through the parsers (tokens: the loader and then the layer), so `make test` and `make check` (AddressSanitizer,
  * UndefinedBehaviorSanitizer) replay what the fuzzers found without clang. Each input must
  * either open (and then every row reads) or fail with a status.
  * Run: make build/tests/test_fuzz_corpus && build/tests/test_fuzz_corpus (from the source tree)
@@ -52,6 +52,32 @@ static int replay_values(const char *path) {
     return ok;
 }
 
+// A tokens file either loads as finite rows of non-zero norm, and then (when small) runs
+// through the layer with pairs and exact eta to a status, or fails with x left NULL.
+static int replay_tokens(const char *path) {
+    double *x = NULL;
+    int64_t n = 0, d = 0;
+    int rc = ats_tokens_load(&x, &n, &d, path);
+    if (rc != ATS_STATUS_OK)
+        return x == NULL;
+    int ok = n >= 1 && d >= 1 && ats_tokens_check(x, n, d) == ATS_STATUS_OK;
+    if (ok && n >= 2 && n * d <= 4096) {
+        const double beta[2] = {0, 40};
+        struct ats_layer_metrics out[2];
+        struct ats_layer_params p = ats_layer_params_default();
+        p.n = n;
+        p.d = d;
+        p.beta = beta;
+        p.nbeta = 2;
+        p.pairs = 2;
+        p.eta = ATS_ETA_EXACT;
+        rc = ats_layer_metrics(out, x, &p);
+        ok = rc != ATS_STATUS_OK || fabs(out[0].a_self - 1.0 / (double)n) < 1e-12;
+    }
+    free(x);
+    return ok;
+}
+
 static void replay_dir(const char *dir, int kind) {
     DIR *d = opendir(dir);
     ATS_CHECK(d != NULL, "corpus %s is there", dir);
@@ -64,9 +90,10 @@ static void replay_dir(const char *dir, int kind) {
             continue;
         char path[1024];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        int ok = kind == 0 ? replay_array(path, NULL)
+        int ok = kind == 0   ? replay_array(path, NULL)
                  : kind == 1 ? replay_array(path, "x")
-                             : replay_values(path);
+                 : kind == 2 ? replay_values(path)
+                             : replay_tokens(path);
         files++;
         if (!ok) {
             bad++;
@@ -81,5 +108,6 @@ int main(void) {
     replay_dir("tests/fuzz/corpus/npy", 0);
     replay_dir("tests/fuzz/corpus/safetensors", 1);
     replay_dir("tests/fuzz/corpus/values", 2);
+    replay_dir("tests/fuzz/corpus/tokens", 3);
     return ats_test_summary();
 }

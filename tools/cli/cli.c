@@ -220,3 +220,27 @@ double cli_now(void) {
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
+
+void cli_scale_option(const struct cli *c, struct ats_values *scale, enum ats_scale *kind,
+                      int *have, enum ats_scale given, const char *text) {
+    static const struct ats_domain dom_nonneg = {0, HUGE_VAL, 0, 0, 0};
+    if (*have && given != *kind)
+        cli_usage(c, "--gamma and --beta are exclusive: give one of them");
+    *kind = given;
+    *have = 1;
+    ats_values_clear(scale);
+    cli_values(c, scale, given == ATS_SCALE_GAMMA ? "gamma" : "beta", text, &dom_nonneg);
+}
+
+void cli_check_gamma(const struct cli *c, enum ats_scale kind, const struct ats_values *scale,
+                     const struct ats_values *n) {
+    if (kind != ATS_SCALE_GAMMA)
+        return;
+    double gmax = 0, nmax = 0;
+    for (int64_t i = 0; i < scale->count; i++)
+        gmax = fmax(gmax, scale->v[i]);
+    for (int64_t i = 0; i < n->count; i++)
+        nmax = fmax(nmax, n->v[i]);
+    if (!isfinite(gmax * log(nmax)))
+        cli_usage(c, "--gamma: %g log %g overflows beta", gmax, nmax);
+}

@@ -110,6 +110,16 @@ void cli_msg(const struct cli *c, int level, const char *fmt, ...);
 void cli_values(const struct cli *c, struct ats_values *v, const char *name, const char *text,
                 const struct ats_domain *dom);
 
+// The value lists of --gamma / --beta (one of them, exclusive): a repeated option replaces its
+// earlier value; giving the other one is a usage error. *have says whether either was given.
+void cli_scale_option(const struct cli *c, struct ats_values *scale, enum ats_scale *kind,
+                      int *have, enum ats_scale given, const char *text);
+
+// With --gamma, beta = gamma log n must be finite for every pair of values: a usage error
+// before any record is written otherwise.
+void cli_check_gamma(const struct cli *c, enum ats_scale kind, const struct ats_values *scale,
+                     const struct ats_values *n);
+
 // The last reason the library gave for an error ("" if none).
 const char *cli_last_error(void);
 

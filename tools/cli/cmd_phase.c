@@ -214,16 +214,10 @@ int cmd_phase(int argc, char **argv) {
             cli_values(&c, &rho, "rho", optarg, &dom_rho);
             break;
         case OPT_GAMMA:
-        case OPT_BETA: {
-            enum ats_scale k = opt == OPT_GAMMA ? ATS_SCALE_GAMMA : ATS_SCALE_BETA;
-            if (have_scale && k != kind)
-                cli_usage(&c, "--gamma and --beta are exclusive: give one of them");
-            kind = k;
-            have_scale = 1;
-            ats_values_clear(&scale);
-            cli_values(&c, &scale, k == ATS_SCALE_GAMMA ? "gamma" : "beta", optarg, &dom_nonneg);
+        case OPT_BETA:
+            cli_scale_option(&c, &scale, &kind, &have_scale,
+                             opt == OPT_GAMMA ? ATS_SCALE_GAMMA : ATS_SCALE_BETA, optarg);
             break;
-        }
         case OPT_ALPHA:
             ats_values_clear(&alpha);
             cli_values(&c, &alpha, "alpha", optarg, &dom_nonneg);
@@ -358,15 +352,7 @@ int cmd_phase(int argc, char **argv) {
         cli_values(&c, &trials, "trials", "1", &dom_count);
     if (!probes.count)
         cli_values(&c, &probes, "probes", "16", &dom_count);
-    if (kind == ATS_SCALE_GAMMA) { // beta = gamma log n must stay finite
-        double gmax = 0, nmax = 0;
-        for (int64_t i = 0; i < scale.count; i++)
-            gmax = fmax(gmax, scale.v[i]);
-        for (int64_t i = 0; i < n.count; i++)
-            nmax = fmax(nmax, n.v[i]);
-        if (!isfinite(gmax * log(nmax)))
-            cli_usage(&c, "--gamma: %g log %g overflows beta", gmax, nmax);
-    }
+    cli_check_gamma(&c, kind, &scale, &n);
     const int closed = s.config == CFG_SIMPLEX && !(want_eta && s.eta == ATS_ETA_HUTCHINSON);
     const int has_rho = s.config == CFG_SIMPLEX || s.config == CFG_ALMOST;
     const int fixed_tokens = s.config == CFG_FILE || s.config == CFG_SIMPLEX;

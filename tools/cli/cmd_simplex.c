@@ -113,16 +113,10 @@ int cmd_simplex(int argc, char **argv) {
             cli_values(&c, &rho, "rho", optarg, &dom_rho);
             break;
         case OPT_GAMMA:
-        case OPT_BETA: {
-            enum ats_scale k = opt == OPT_GAMMA ? ATS_SCALE_GAMMA : ATS_SCALE_BETA;
-            if (have_scale && k != kind)
-                cli_usage(&c, "--gamma and --beta are exclusive: give one of them");
-            kind = k;
-            have_scale = 1;
-            ats_values_clear(&scale);
-            cli_values(&c, &scale, k == ATS_SCALE_GAMMA ? "gamma" : "beta", optarg, &dom_nonneg);
+        case OPT_BETA:
+            cli_scale_option(&c, &scale, &kind, &have_scale,
+                             opt == OPT_GAMMA ? ATS_SCALE_GAMMA : ATS_SCALE_BETA, optarg);
             break;
-        }
         case OPT_ALPHA:
             ats_values_clear(&alpha);
             cli_values(&c, &alpha, "alpha", optarg, &dom_nonneg);
@@ -167,15 +161,7 @@ int cmd_simplex(int argc, char **argv) {
         cli_values(&c, &d, "d", "0", &dom_same);
     // The option domains match the library's, so the only failure left is beta = gamma log n
     // overflowing: check it before any record is written.
-    if (kind == ATS_SCALE_GAMMA) {
-        double gmax = 0, nmax = 0;
-        for (int64_t i = 0; i < scale.count; i++)
-            gmax = fmax(gmax, scale.v[i]);
-        for (int64_t i = 0; i < n.count; i++)
-            nmax = fmax(nmax, n.v[i]);
-        if (!isfinite(gmax * log(nmax)))
-            cli_usage(&c, "--gamma: %g log %g overflows beta", gmax, nmax);
-    }
+    cli_check_gamma(&c, kind, &scale, &n);
     const struct ats_values *axes[NAXES] = {&n, &d, &rho, &alpha, &q, &scale};
     static const char *const names[NAXES] = {"n", "d", "rho", "alpha", "q", "gamma"};
     const struct cli_grid grid = {axes, names, NAXES, AX_RHO, AX_N, kind};

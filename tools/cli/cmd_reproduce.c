@@ -487,12 +487,12 @@ static void fig_simplex_and_policies(const struct ctx *x) {
 // L layers at the same beta iterate (q, rho) -> (q', rho'); with alpha = 0, q drops out.
 static void fig_depth(const struct ctx *x, int64_t n) {
     enum { L = 60, NG = 5 };
-    const double rho0 = 0.5, frac[NG] = {0.5, 0.9, 1, 1.1, 1.5};
+    const double rho0 = 0.5, frac[NG] = {0.5, 1, 1.5, 2, 3};
     double layer[L + 1], rho[NG][L + 1];
     const char *name = "paper1_depth";
     FILE *f = open_csv(x, name, "n,gamma,layer,rho");
     for (int g = 0; g < NG; g++) {
-        double gamma = frac[g] / (1 - rho0); // in units of gamma_c at the first layer
+        double gamma = frac[g] / (1 - rho0); // in units of gamma_c = 1/(1 - rho_0), the first layer's
         rho[g][0] = rho0;
         for (int l = 1; l <= L; l++) {
             struct ats_simplex_params p = ats_simplex_params_default();
@@ -517,7 +517,8 @@ static void fig_depth(const struct ctx *x, int64_t n) {
         snprintf(labels[g], sizeof labels[g], "gamma = %.2g gamma_c", frac[g]);
         ser[g] = (struct ats_plot_series){layer, rho[g], NULL, L + 1, labels[g], 0, g};
     }
-    snprintf(title, sizeof title, "simplex layers iterated: rank collapse, n = %lld", (long long)n);
+    snprintf(title, sizeof title, "simplex layers iterated: rank collapse, n = %lld, rho_0 = %g",
+             (long long)n, rho0);
     struct ats_plot_axes ax = ats_plot_axes_default();
     ax.title = title;
     ax.xlabel = "layer";

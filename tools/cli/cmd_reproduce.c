@@ -492,7 +492,7 @@ static void fig_depth(const struct ctx *x, int64_t n) {
     const char *name = "paper1_depth";
     FILE *f = open_csv(x, name, "n,gamma,layer,rho");
     for (int g = 0; g < NG; g++) {
-        double gamma = frac[g] / (1 - rho0); // in units of gamma_c = 1/(1 - rho_0), the first layer's
+        double gamma = frac[g] / (1 - rho0); // frac times the first layer's gamma_c
         rho[g][0] = rho0;
         for (int l = 1; l <= L; l++) {
             struct ats_simplex_params p = ats_simplex_params_default();

@@ -74,6 +74,21 @@ static inline int ats_check_close(long double got, long double ref, long double 
     ats_check_close((long double)(got), (long double)(ref), (long double)(atol),               \
                     (long double)(rtol), __VA_ARGS__)
 
+// An "INFO: ..." line (a measured figure, not a check); silent under ATS_TEST_QUIET=1.
+#if defined(__GNUC__)
+__attribute__((format(printf, 1, 2)))
+#endif
+static inline void ats_test_info(const char *fmt, ...) {
+    if (ats_test_quiet())
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    printf("INFO: ");
+    vprintf(fmt, ap);
+    printf("\n");
+    va_end(ap);
+}
+
 static inline int ats_test_summary(void) {
     printf("%ld passed, %ld failed\n", ats_test_passed, ats_test_failed);
     return ats_test_failed ? 1 : 0;

@@ -52,20 +52,6 @@ static double seconds(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 1, 2)))
-#endif
-static void info(const char *fmt, ...) {
-    if (ats_test_quiet())
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    printf("INFO: ");
-    vprintf(fmt, ap);
-    printf("\n");
-    va_end(ap);
-}
-
 static void *xmalloc(size_t bytes) {
     void *p = malloc(bytes ? bytes : 1);
     if (!p) {
@@ -758,7 +744,8 @@ static void test_hutchinson_enumerated(void) {
     static const struct {
         int64_t n, d;
         double beta, alpha;
-    } cases[5] = {{1, 3, 2.385, 0.7}, {2, 3, 3, 0}, {3, 3, 0.5, 0.7}, {4, 4, 3, 0.7}, {4, 4, 12, 0}};
+    } cases[5] = {
+        {1, 3, 2.385, 0.7}, {2, 3, 3, 0}, {3, 3, 0.5, 0.7}, {4, 4, 3, 0.7}, {4, 4, 12, 0}};
     const int64_t probes = 400;
     const int streams = 6;
     for (int c = 0; c < 5; c++) {
@@ -1142,10 +1129,11 @@ static void test_almost_simplex_limit(void) {
         }
     }
     for (int g = 0; g < 3; g++) {
-        info("almost-simplex n 64 rho 0.5 gamma %.1f gamma_c: mean |lambda - simplex(rho)| "
-             "%.3Lg (d 64) %.3Lg (d 4096); at rho_hat: %.3Lg, %.3Lg (d |dev|: %.3Lg, %.3Lg)",
-             gams[g], dev_gen[0][g], dev_gen[1][g], dev_hat[0][g], dev_hat[1][g],
-             64 * dev_hat[0][g], 4096 * dev_hat[1][g]);
+        ats_test_info(
+            "almost-simplex n 64 rho 0.5 gamma %.1f gamma_c: mean |lambda - simplex(rho)| "
+            "%.3Lg (d 64) %.3Lg (d 4096); at rho_hat: %.3Lg, %.3Lg (d |dev|: %.3Lg, %.3Lg)",
+            gams[g], dev_gen[0][g], dev_gen[1][g], dev_hat[0][g], dev_hat[1][g], 64 * dev_hat[0][g],
+            4096 * dev_hat[1][g]);
         ATS_CHECK(dev_gen[1][g] < dev_gen[0][g],
                   "almost-simplex gamma %.1f gamma_c: lambda closer to the simplex at d 4096 "
                   "(%.3Lg) than at d 64 (%.3Lg)",
@@ -1493,8 +1481,9 @@ static void test_load(void) {
     expect(ats_tokens_load(&got, &gn, &gd, tmp("one.npy")), ATS_STATUS_EINVAL, NULL,
            "tokens_load of a 1-D file");
     double three[2 * 2 * 3] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
-    write_npy_raw(tmp("three.npy"), "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2, 3), }",
-                  three, sizeof three);
+    write_npy_raw(tmp("three.npy"),
+                  "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2, 3), }", three,
+                  sizeof three);
     reason_reset();
     expect(ats_tokens_load(&got, &gn, &gd, tmp("three.npy")), ATS_STATUS_EINVAL, NULL,
            "tokens_load of a 3-D file");
@@ -1567,7 +1556,8 @@ static void test_token_stats(void) {
     long double m1[24], m2[24];
     for (int s = 0; s < draws; s++) {
         draw_ok(x, ATS_TOKENS_ALMOST_SIMPLEX, n, d, rho, 5, (uint64_t)s);
-        // m1 = mean_i |x_i|^2; m2 = mean_{i<j} <x_i, x_j> = (|sum_i x_i|^2 - sum |x_i|^2) / (n(n-1))
+        // m1 = mean_i |x_i|^2; m2 = mean_{i<j} <x_i, x_j> = (|sum_i x_i|^2 - sum |x_i|^2) /
+        // (n(n-1))
         long double sq = 0, tot = 0;
         for (int64_t l = 0; l < d; l++) {
             long double c = 0;
@@ -1708,24 +1698,24 @@ int main(void) {
     double t0 = seconds(), t;
     test_engine_vs_ref();
     test_not_asked();
-    info("engine vs reference in %.2f s", (t = seconds()) - t0);
+    ats_test_info("engine vs reference in %.2f s", (t = seconds()) - t0);
     test_eta_fd();
     test_hutchinson_enumerated();
     test_hutchinson_mean();
-    info("eta tests in %.2f s", seconds() - t);
+    ats_test_info("eta tests in %.2f s", seconds() - t);
     t = seconds();
     test_simplex();
-    info("simplex tests in %.2f s", seconds() - t);
+    ats_test_info("simplex tests in %.2f s", seconds() - t);
     t = seconds();
     test_almost_simplex_limit();
-    info("almost-simplex limit in %.2f s", seconds() - t);
+    ats_test_info("almost-simplex limit in %.2f s", seconds() - t);
     t = seconds();
     test_threads();
-    info("thread determinism in %.2f s", seconds() - t);
+    ats_test_info("thread determinism in %.2f s", seconds() - t);
     test_token_errors();
     test_layer_errors();
     test_load();
     test_token_stats();
-    info("total %.2f s", seconds() - t0);
+    ats_test_info("total %.2f s", seconds() - t0);
     return ats_test_summary();
 }

@@ -107,17 +107,6 @@ static double seconds(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static void info(const char *fmt, ...) {
-    if (ats_test_quiet())
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    printf("INFO: ");
-    vprintf(fmt, ap);
-    printf("\n");
-    va_end(ap);
-}
-
 // ----------------------------------------------------------------------------
 // Softmax and forward-pass invariants
 
@@ -342,7 +331,8 @@ static void test_eta_random(void) {
                         "eta blocks = FD, n %lld d %lld beta %.4Lf alpha %.4Lf", (long long)n,
                         (long long)d, beta, alpha);
     }
-    info("eta blocks vs FD: worst relative difference %.3Lg over %d random cases", worst, cases);
+    ats_test_info("eta blocks vs FD: worst relative difference %.3Lg over %d random cases", worst,
+                  cases);
     free(ws);
 }
 
@@ -386,8 +376,9 @@ static void test_simplex_n6(void) {
                         tab[t].alpha, tab[t].beta);
         ATS_CHECK_CLOSE(ef, tab[t].eta, 1e-8, 0, "n 6 rho %.1Lf alpha %.1Lf beta %.0Lf: eta (FD)",
                         tab[t].rho, tab[t].alpha, tab[t].beta);
-        info("n 6 rho %.1Lf alpha %.1Lf beta %.0Lf: rho' %.12Lf eta blocks %.12Lf FD %.12Lf",
-             tab[t].rho, tab[t].alpha, tab[t].beta, lo, eb, ef);
+        ats_test_info(
+            "n 6 rho %.1Lf alpha %.1Lf beta %.0Lf: rho' %.12Lf eta blocks %.12Lf FD %.12Lf",
+            tab[t].rho, tab[t].alpha, tab[t].beta, lo, eb, ef);
         if (t == 1) {
             rho_q1 = lo;
             eta_q1 = eb;
@@ -408,7 +399,7 @@ static void test_simplex_n6(void) {
     ATS_CHECK_CLOSE(eb, eta_q1 / 2.5L, 0, 32 * 4 * 9 * E, "n 6 q 2.5: eta = eta(q = 1) / q");
     ATS_CHECK_CLOSE(eb, 0.14855054L, 1e-8, 0, "n 6 q 2.5: eta (blocks) table (8 decimals)");
     ATS_CHECK_CLOSE(ef, 0.14855054L, 1e-8, 0, "n 6 q 2.5: eta (FD) table (8 decimals)");
-    info("n 6 q 2.5: rho' %.12Lf eta blocks %.12Lf FD %.12Lf", c, eb, ef);
+    ats_test_info("n 6 q 2.5: rho' %.12Lf eta blocks %.12Lf FD %.12Lf", c, eb, ef);
     free(ws);
 }
 
@@ -453,8 +444,8 @@ static void test_simplex_n1024(void) {
             ATS_CHECK_CLOSE(c0n, c01, (long double)n * E, 0,
                             "n 1024 rho %.1Lf gamma %.1Lf gamma_c: rho' (rows 0, n-1) = (0, 1)",
                             rho, gam[k]);
-            info("n 1024 rho %.1Lf gamma %.1Lf gamma_c: a %.10Lf rho' %.10Lf", rho, gam[k], p[0],
-                 c01);
+            ats_test_info("n 1024 rho %.1Lf gamma %.1Lf gamma_c: a %.10Lf rho' %.10Lf", rho, gam[k],
+                          p[0], c01);
         }
     }
 
@@ -463,7 +454,7 @@ static void test_simplex_n1024(void) {
     ats_ref_normalize(y, r, x, n, d);
     double t0 = seconds();
     ats_ref_gram(G, y, n, d);
-    info("n 1024 d 1025: Gram matrix in %.2f s", seconds() - t0);
+    ats_test_info("n 1024 d 1025: Gram matrix in %.2f s", seconds() - t0);
     for (int k = 0; k < 3; k++) {
         const long double beta = gam[k] / 0.5L * logl((long double)n);
         ats_ref_layer_rows(xo, x, rows, 2, n, d, beta, 0, lws);
@@ -487,9 +478,10 @@ static void test_simplex_n1024(void) {
                         gam[k]);
         ATS_CHECK_CLOSE(e5, eta_a5[k], 1e-8, 0, "n 1024 rho 0.5 alpha 0.5 gamma %.1Lf gamma_c: eta",
                         gam[k]);
-        info("n 1024 rho 0.5 gamma %.1Lf gamma_c: lambda %.10Lf eta %.10Lf | alpha 0.5: rho' "
-             "%.10Lf eta %.10Lf (2 eta rows in %.3f s)",
-             gam[k], lam, e0, c, e5, t2 - t1);
+        ats_test_info(
+            "n 1024 rho 0.5 gamma %.1Lf gamma_c: lambda %.10Lf eta %.10Lf | alpha 0.5: rho' "
+            "%.10Lf eta %.10Lf (2 eta rows in %.3f s)",
+            gam[k], lam, e0, c, e5, t2 - t1);
     }
     free(x);
     free(y);
@@ -511,8 +503,8 @@ int main(void) {
     test_eta_n1();
     test_eta_random();
     test_simplex_n6();
-    info("small tests in %.2f s", seconds() - t0);
+    ats_test_info("small tests in %.2f s", seconds() - t0);
     test_simplex_n1024();
-    info("total %.2f s", seconds() - t0);
+    ats_test_info("total %.2f s", seconds() - t0);
     return ats_test_summary();
 }

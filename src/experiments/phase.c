@@ -6,8 +6,9 @@
  * Panel (block): rows a thread takes at a time, so that its buffers (Gram and softmax rows,
  * and with Hutchinson the (i, p) rows of dG and dA) stay near 96 MB, at most 256 rows, and
  * about 8 panels for small n so that threads share the work. Chunk: the outputs of that many
- * betas are held at once for the pair pass (n d each), up to 1 GB; the Gram rows (and dG
- * rows) are computed once per chunk. Both depend on the shape only, never on the thread
+ * betas are held at once for the pair pass (n d each, up to 1 GB), and for exact eta each
+ * thread's softmax rows of them (up to 256 MB); the Gram rows (dG rows, and G o G for exact
+ * eta) are computed once per chunk. Both depend on the shape only, never on the thread
  * count, and so do the results.
  */
 #include <limits.h>
@@ -93,11 +94,13 @@ int ats_layer_metrics(struct ats_layer_metrics *out, const double *x,
     }
     if (jb.block > p->n)
         jb.block = p->n;
-    jb.chunk = p->nbeta; // without pairs no outputs are held: every beta in one chunk
-    if (p->pairs) {
-        double c = floor(1e9 / ((double)es * (double)p->n * (double)p->d));
-        jb.chunk = c < 1 ? 1 : c > (double)p->nbeta ? p->nbeta : (int64_t)c;
-    }
+    // Chunk: without pairs or exact eta nothing is held per beta, so every beta goes in one.
+    double chunk = (double)p->nbeta;
+    if (p->pairs) // the outputs, n d each, up to 1 GB
+        chunk = fmin(chunk, floor(1e9 / ((double)es * (double)p->n * (double)p->d)));
+    if (p->eta == ATS_ETA_EXACT) // softmax and (G o G) A^T rows, 2 P n per thread, up to 256 MB
+        chunk = fmin(chunk, floor(256e6 / ((double)es * 2 * (double)jb.block * (double)p->n)));
+    jb.chunk = chunk < 1 ? 1 : (int64_t)chunk;
     size_t need = ats_attn_workspace(&jb, es), have = physical_memory();
     if (need == SIZE_MAX || need > have)
         ATS_ERROR(ATS_STATUS_ENOMEM,

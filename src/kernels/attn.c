@@ -28,7 +28,7 @@ int64_t ats_attn_scratch(const struct attn_job *jb) {
     int64_t n = jb->n, d = jb->d, P = jb->block;
     int64_t m = jb->eta == ATS_ETA_HUTCHINSON ? jb->probes : 0;
     int64_t ex = jb->eta == ATS_ETA_EXACT;
-    return P * ((2 + 2 * m + 4 * ex) * n + (1 + m + ex) * d);
+    return P * ((2 + 2 * m + ex * (3 + 2 * jb->chunk)) * n + (1 + m + ex) * d);
 }
 
 size_t ats_attn_workspace(const struct attn_job *jb, size_t esize) {

@@ -32,8 +32,8 @@ struct attn_job {
 int ats_attn_run_f64(const struct attn_job *job);
 int ats_attn_run_f32(const struct attn_job *job);
 
-// Elements (float or double) of one thread's scratch for a panel: P ((2 + 2m + 4e) n +
-// (1 + m + e) d), m probes (Hutchinson), e = 1 for exact eta.
+// Elements (float or double) of one thread's scratch for a panel: P ((2 + 2m + e (3 + 2K)) n
+// + (1 + m + e) d), m probes (Hutchinson), e = 1 for exact eta, K the chunk.
 int64_t ats_attn_scratch(const struct attn_job *job);
 
 // Bytes of workspace a job of this shape allocates at element size esize (4 or 8), or

@@ -115,17 +115,17 @@ static void FN(softmax_row)(R *a, double st[3], const R *g, int64_t n, int64_t i
 }
 
 // Row i's share of ||J||_F^2 from the Jacobian blocks (THEORY.md 2.5), given its softmax row
-// p, Gram row gr, g = G p, t = (G o G) p and |C_i y_i|^2 = cy2.
-static double FN(eta_row)(const R *p, const R *gr, const R *g, const R *t, double cy2,
+// p, Gram row gr, g = G p, pt = p^T (G o G) p and |C_i y_i|^2 = cy2. pt enters only through
+// beta^2 pt / r_i^2, so the kernel passes 0 and adds that term once pt is known.
+static double FN(eta_row)(const R *p, const R *gr, const R *g, double pt, double cy2,
                           const double *r, int64_t n, int64_t d, int64_t i, double beta,
                           double alpha) {
-    double pg = 0, pgg = 0, pgi2 = 0, pt = 0;
+    double pg = 0, pgg = 0, pgi2 = 0;
     for (int64_t j = 0; j < n; j++) {
         double pj = (double)p[j], gj = (double)g[j], gij = (double)gr[j];
         pg += pj * gj;
         pgg += pj * gj * gj;
         pgi2 += pj * gij * gij;
-        pt += pj * (double)t[j];
     }
     double gi = (double)g[i], dm1 = (double)(d - 1);
     double t1 = (1 - pg) - (pgi2 - gi * gi);
@@ -154,7 +154,9 @@ struct FN(shared) {
 // One thread's buffers for a panel of P rows (the lengths ats_attn_scratch counts).
 struct FN(scratch) {
     R *gb, *ab, *mb, *dg, *da, *jv;
-    R *gv, *vb, *tb, *hb, *wb; // exact eta only (NULL otherwise)
+    R *gv, *vb, *hb, *wb; // exact eta only (NULL otherwise)
+    R *as, *ts;           // exact eta: the panel's softmax rows and (G o G) A^T rows for every
+                          // beta of the chunk, (kc b, n) each
 };
 
 static void FN(scratch_carve)(struct FN(scratch) *w, const struct attn_job *jb, R *p) {
@@ -166,13 +168,14 @@ static void FN(scratch_carve)(struct FN(scratch) *w, const struct attn_job *jb, 
     w->dg = w->mb + P * d;
     w->da = w->dg + P * m * n;
     w->jv = w->da + P * m * n;
-    w->gv = w->vb = w->tb = w->hb = w->wb = NULL;
+    w->gv = w->vb = w->hb = w->wb = w->as = w->ts = NULL;
     if (jb->eta == ATS_ETA_EXACT) {
         w->gv = w->jv + P * m * d;
         w->vb = w->gv + P * n;
-        w->tb = w->vb + P * n;
-        w->hb = w->tb + P * n;
+        w->hb = w->vb + P * n;
         w->wb = w->hb + P * n;
+        w->as = w->wb + P * d;
+        w->ts = w->as + jb->chunk * P * n;
     }
 }
 
@@ -237,7 +240,7 @@ static void FN(panel)(const struct attn_job *jb, const struct FN(shared) *sh, st
     const int in = (int)n, id = (int)d, im = (int)m, ib = (int)b;
     const double alpha = jb->alpha;
     const R *y = sh->y, *dy = sh->dy;
-    R *gb = w->gb, *ab = w->ab, *mb = w->mb, *dg = w->dg, *da = w->da, *jv = w->jv;
+    R *gb = w->gb, *mb = w->mb, *dg = w->dg, *da = w->da, *jv = w->jv;
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, ib, in, id, 1, y + i0 * d, id, y, id, 0, gb, in);
     if (m) { // dG rows (i, p): dY_i Y^T, plus Y_i dY^T computed into da and read transposed
         GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, ib * im, in, id, 1, dy + i0 * m * d, id, y,
@@ -254,6 +257,7 @@ static void FN(panel)(const struct attn_job *jb, const struct FN(shared) *sh, st
     for (int64_t kb = 0; kb < kc; kb++) {
         int64_t k = c0 + kb;
         double beta = jb->beta[k];
+        R *ab = w->as ? w->as + kb * b * n : w->ab; // exact eta keeps every beta's rows
         for (int64_t i = 0; i < b; i++) {
             double st[3];
             FN(softmax_row)(ab + i * n, st, gb + i * n, n, i0 + i, beta);
@@ -296,18 +300,9 @@ static void FN(panel)(const struct attn_job *jb, const struct FN(shared) *sh, st
             }
         }
         if (w->gv) {
-            // g = G p = Y m_i; t = (G o G) p over column blocks of G; v_j = p_j (G_ij - g_i).
-            R *gv = w->gv, *vb = w->vb, *tb = w->tb, *hb = w->hb, *wb = w->wb;
+            // g = G p = Y m_i; v_j = p_j (G_ij - g_i), C_i y_i = Y^T v.
+            R *gv = w->gv, *vb = w->vb, *wb = w->wb;
             GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, ib, in, id, 1, mb, id, y, id, 0, gv, in);
-            for (int64_t j0 = 0; j0 < n; j0 += P) {
-                int jbk = (int)(n - j0 < P ? n - j0 : P);
-                GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, jbk, in, id, 1, y + j0 * d, id, y, id,
-                     0, hb, in);
-                for (int64_t e = 0; e < (int64_t)jbk * n; e++)
-                    hb[e] *= hb[e];
-                GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, ib, in, jbk, 1, ab + j0, in, hb, in,
-                     j0 ? 1 : 0, tb, in);
-            }
             for (int64_t i = 0; i < b; i++) {
                 R gi = gv[i * n + i0 + i];
                 for (int64_t j = 0; j < n; j++)
@@ -318,11 +313,32 @@ static void FN(panel)(const struct attn_job *jb, const struct FN(shared) *sh, st
                 double cy2 = 0;
                 for (int64_t l = 0; l < d; l++)
                     cy2 += (double)wb[i * d + l] * (double)wb[i * d + l];
-                sh->erow[k * n + i0 + i] = FN(eta_row)(ab + i * n, gb + i * n, gv + i * n,
-                                                       tb + i * n, cy2, sh->r, n, d, i0 + i, beta,
-                                                       alpha);
+                sh->erow[k * n + i0 + i] = FN(eta_row)(ab + i * n, gb + i * n, gv + i * n, 0, cy2,
+                                                       sh->r, n, d, i0 + i, beta, alpha);
             }
         }
+    }
+    if (w->as) {
+        // pt = p^T (G o G) p for every row and beta: (G o G) by blocks of rows, each computed
+        // once and applied to the softmax rows of all the chunk's betas in one GEMM.
+        const int mk = (int)(kc * b);
+        for (int64_t j0 = 0; j0 < n; j0 += P) {
+            int jbk = (int)(n - j0 < P ? n - j0 : P);
+            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, jbk, in, id, 1, y + j0 * d, id, y, id, 0,
+                 w->hb, in);
+            for (int64_t e = 0; e < (int64_t)jbk * n; e++)
+                w->hb[e] *= w->hb[e];
+            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, mk, in, jbk, 1, w->as + j0, in, w->hb,
+                 in, j0 ? 1 : 0, w->ts, in);
+        }
+        for (int64_t kb = 0; kb < kc; kb++)
+            for (int64_t i = 0; i < b; i++) {
+                const R *p = w->as + (kb * b + i) * n, *t = w->ts + (kb * b + i) * n;
+                double pt = 0, beta = jb->beta[c0 + kb], ri = sh->r[i0 + i];
+                for (int64_t j = 0; j < n; j++)
+                    pt += (double)p[j] * (double)t[j];
+                sh->erow[(c0 + kb) * n + i0 + i] += beta * beta * pt / (ri * ri);
+            }
     }
 }
 

@@ -45,6 +45,12 @@ size_t ats_attn_workspace(const struct attn_job *jb, size_t esize) {
     return muladd(m, nd, bytes); // probe signs
 }
 
+#ifdef _OPENMP
+#define THREAD_ID omp_get_thread_num()
+#else
+#define THREAD_ID 0
+#endif
+
 #define R double
 #define FN(name) attn_##name##_f64
 #define GEMM cblas_dgemm

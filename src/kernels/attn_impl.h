@@ -5,7 +5,7 @@
  *
  * Layout (row-major, R unless said otherwise):
  *   Y    (n, d)       unit tokens y_i = x_i / r_i, r_i = |x_i| in double
- *   G_B  (b, n)       rows i0..i0+b of the Gram Y Y^T, computed once per block and reused for
+ *   G_B  (b, n)       rows i0..i0+b of the Gram Y Y^T, computed once per panel and reused for
  *                     every beta of the chunk (THEORY.md 2.8)
  *   A_B  (b, n)       softmax rows at one beta
  *   dY   (n, m, d)    the probes' tangent dy_k = (V_k - <y_k, V_k> y_k)/r_k (THEORY.md 2.7),
@@ -15,6 +15,8 @@
  *   JV_B (b m, d)     rows (i, p) of JV = dA Y + A dY + alpha V: one GEMM (b m, n) x (n, d)
  *                     and one (b, n) x (n, m d), whose output has the same (i, p) layout
  *   Xo   (chunk, n, d) outputs x' for the betas of the chunk (pairs only), normalised in place
+ *   A_s, T_s (chunk b, n)  exact eta: every beta's softmax rows and their (G o G) A^T rows,
+ *                     G o G formed once per panel in blocks of P rows
  *
  * Rows go in panels of P = job->block rows, each panel through one thread with BLAS on one
  * thread (threaded OpenBLAS 0.3.21 dgemm is not bit-reproducible across thread counts, and two
@@ -25,12 +27,6 @@
  * for j > i. Per-row results go to arrays indexed by (beta, row) and are summed in row order
  * at the end; the panels are fixed by P, so nothing depends on the thread count.
  */
-
-#ifdef _OPENMP
-#define THREAD_ID omp_get_thread_num()
-#else
-#define THREAD_ID 0
-#endif
 
 static int FN(normalise_outputs)(R *xo, int64_t n, int64_t d, int nt) {
     int64_t bad = -1;
@@ -421,7 +417,7 @@ static int FN(run)(const struct attn_job *jb) {
             sh.y[i * d + l] = (R)(xr[l] / sh.r[i]);
     }
     if (m)
-        FN(make_probes)((R *)sh.dy, sh.v, sh.y, sh.r, jb, nt);
+        FN(make_probes)(sh.dy, sh.v, sh.y, sh.r, jb, nt);
     // BLAS runs on one thread inside each of ours: panels are fixed by P, so every row is
     // computed by the same calls whatever the thread count (threaded OpenBLAS is not
     // bit-reproducible across thread counts).

@@ -45,9 +45,12 @@ size_t ats_attn_workspace(const struct attn_job *jb, size_t esize) {
     return muladd(m, nd, bytes); // probe signs
 }
 
+// OpenMP directives of the kernel, dropped in builds without OpenMP.
 #ifdef _OPENMP
+#define OMP(directive) _Pragma(#directive)
 #define THREAD_ID omp_get_thread_num()
 #else
+#define OMP(directive)
 #define THREAD_ID 0
 #endif
 

@@ -30,7 +30,8 @@
 
 static int FN(normalise_outputs)(R *xo, int64_t n, int64_t d, int nt) {
     int64_t bad = -1;
-#pragma omp parallel for num_threads(nt) schedule(static)
+    (void)nt; // only OpenMP uses it
+OMP(omp parallel for num_threads(nt) schedule(static))
     for (int64_t i = 0; i < n; i++) {
         R *row = xo + i * d;
         double s = 0;
@@ -38,7 +39,7 @@ static int FN(normalise_outputs)(R *xo, int64_t n, int64_t d, int nt) {
             s += (double)row[l] * (double)row[l];
         double r = sqrt(s);
         if (!(r > 0) || !isfinite(r)) {
-#pragma omp critical(attn_bad_output)
+OMP(omp critical(attn_bad_output))
             if (bad < 0 || i < bad)
                 bad = i;
             continue;
@@ -57,6 +58,7 @@ static int FN(normalise_outputs)(R *xo, int64_t n, int64_t d, int nt) {
 static void FN(make_probes)(R *dy, signed char *v, const R *y, const double *r,
                             const struct attn_job *jb, int nt) {
     int64_t n = jb->n, d = jb->d, m = jb->probes;
+    (void)nt; // only OpenMP uses it
     struct ats_rng rng;
     ats_rng_init(&rng, jb->seed, jb->stream);
     uint32_t word = 0;
@@ -72,7 +74,7 @@ static void FN(make_probes)(R *dy, signed char *v, const R *y, const double *r,
                 word >>= 1;
                 bits--;
             }
-#pragma omp parallel for num_threads(nt) schedule(static)
+OMP(omp parallel for num_threads(nt) schedule(static))
     for (int64_t ip = 0; ip < n * m; ip++) {
         int64_t i = ip / m;
         const signed char *vr = v + ip * d;
@@ -426,11 +428,11 @@ static int FN(run)(const struct attn_job *jb) {
     int rc = ATS_STATUS_OK;
     for (int64_t c0 = 0; c0 < nb && rc == ATS_STATUS_OK; c0 += K) {
         int64_t kc = nb - c0 < K ? nb - c0 : K;
-#pragma omp parallel num_threads(nt)
+OMP(omp parallel num_threads(nt))
         {
             struct FN(scratch) w;
             FN(scratch_carve)(&w, jb, scratch + THREAD_ID * per_thread);
-#pragma omp for schedule(dynamic, 1)
+OMP(omp for schedule(dynamic, 1))
             for (int64_t pi = 0; pi < npanel; pi++) {
                 int64_t i0 = pi * P;
                 FN(panel)(jb, &sh, &w, i0, n - i0 < P ? n - i0 : P, c0, kc);
@@ -443,16 +445,16 @@ static int FN(run)(const struct attn_job *jb) {
         if (rc != ATS_STATUS_OK)
             break;
         int64_t par_i = -1, par_j = -1;
-#pragma omp parallel num_threads(nt)
+OMP(omp parallel num_threads(nt))
         {
             struct FN(scratch) w;
             FN(scratch_carve)(&w, jb, scratch + THREAD_ID * per_thread);
-#pragma omp for schedule(dynamic, 1)
+OMP(omp for schedule(dynamic, 1))
             for (int64_t pi = 0; pi < npanel; pi++) {
                 int64_t i0 = pi * P, j = -1;
                 int64_t i = FN(pairs_panel)(jb, &sh, &w, i0, n - i0 < P ? n - i0 : P, c0, kc, &j);
                 if (i >= 0) {
-#pragma omp critical(attn_parallel_pair)
+OMP(omp critical(attn_parallel_pair))
                     if (par_i < 0 || i < par_i) {
                         par_i = i;
                         par_j = j;

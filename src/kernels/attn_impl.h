@@ -399,8 +399,7 @@ static int FN(run)(const struct attn_job *jb) {
     sh.pairsum = sh.rows + 3 * nb * n;
     sh.erow = sh.pairsum + (jb->pairs ? 3 * nb * n : 0);
     sh.pe = sh.erow + (exact ? nb * n : 0);
-    R *rp = (R *)(void *)(sh.pe + nb * n * m);
-    sh.y = rp;
+    sh.y = (R *)(void *)(sh.pe + nb * n * m);
     sh.xo = sh.y + n * d;
     sh.dy = sh.xo + (jb->pairs ? K * n * d : 0);
     R *scratch = sh.dy + n * m * d;

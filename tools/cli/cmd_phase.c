@@ -153,6 +153,12 @@ static void simplex_metrics(const struct cli *c, struct ats_layer_metrics *o, in
     o->eta_var = 0;
 }
 
+// The dimension of a point: --d's value, or where it was not given (0) the default, n + 1 for
+// the simplex (its explicit construction) and 512 otherwise.
+static int64_t dimension(enum config config, double dv, int64_t n) {
+    return dv > 0 ? (int64_t)dv : config == CFG_SIMPLEX ? n + 1 : 512;
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -356,19 +362,17 @@ int cmd_phase(int argc, char **argv) {
     const int closed = s.config == CFG_SIMPLEX && !(want_eta && s.eta == ATS_ETA_HUTCHINSON);
     const int has_rho = s.config == CFG_SIMPLEX || s.config == CFG_ALMOST;
     const int fixed_tokens = s.config == CFG_FILE || s.config == CFG_SIMPLEX;
-    if (s.config == CFG_SIMPLEX)
-        for (int64_t i = 0; i < n.count; i++)
-            for (int64_t j = 0; j < d.count; j++)
-                if (d.v[j] > 0 && d.v[j] < n.v[i])
-                    cli_usage(&c, "--config simplex: n = %g equiangular tokens need d >= n "
-                                  "(got d = %g)", n.v[i], d.v[j]);
-    if (s.config == CFG_SIMPLEX && !closed)
-        for (int64_t i = 0; i < n.count; i++)
-            for (int64_t j = 0; j < d.count; j++)
-                if (d.v[j] > 0 && d.v[j] < n.v[i] + 1)
-                    cli_usage(&c, "Hutchinson eta on the simplex builds the tokens: it needs "
-                                  "d >= n + 1 (n = %g, d = %g; --eta-method exact needs no tokens)",
-                              n.v[i], d.v[j]);
+    for (int64_t i = 0; s.config == CFG_SIMPLEX && i < n.count; i++)
+        for (int64_t j = 0; j < d.count; j++) {
+            double nv = n.v[i], dv = d.v[j];
+            if (dv > 0 && dv < nv)
+                cli_usage(&c, "--config simplex: n = %g equiangular tokens need d >= n "
+                              "(got d = %g)", nv, dv);
+            if (dv > 0 && dv < nv + 1 && !closed)
+                cli_usage(&c, "Hutchinson eta on the simplex builds the tokens: it needs "
+                              "d >= n + 1 (n = %g, d = %g; --eta-method exact needs no tokens)",
+                          nv, dv);
+        }
 
     const struct ats_values *axes[NAXES] = {&n, &d, &rho, &alpha, &trials, &probes, &scale};
     static const char *const names[NAXES] = {"n",      "d",      "rho",  "alpha",
@@ -384,11 +388,12 @@ int cmd_phase(int argc, char **argv) {
     }
     cli_begin(&c, argc, argv);
 
-    int pairs = 0;
+    int pairs = 0; // 1: rho_out and lambda; 2: also lambda_angle
     for (int i = 0; i < s.nmetric; i++)
-        pairs = s.metric[i] == M_ANGLE ? 2 : s.metric[i] == M_LAMBDA || s.metric[i] == M_RHO_OUT
-                                                 ? (pairs > 1 ? 2 : 1)
-                                                 : pairs;
+        if (s.metric[i] == M_ANGLE)
+            pairs = 2;
+        else if ((s.metric[i] == M_LAMBDA || s.metric[i] == M_RHO_OUT) && !pairs)
+            pairs = 1;
     int64_t points = 1, done = 0, records = 0;
     for (int a = 0; a < AX_SCALE; a++)
         points *= axes[a]->count;
@@ -401,8 +406,7 @@ int cmd_phase(int argc, char **argv) {
     int64_t idx[NAXES] = {0};
     do {
         int64_t pn = (int64_t)n.v[idx[AX_N]];
-        int64_t pd = d.v[idx[AX_D]] > 0 ? (int64_t)d.v[idx[AX_D]]
-                                        : s.config == CFG_SIMPLEX ? pn + 1 : 512;
+        int64_t pd = dimension(s.config, d.v[idx[AX_D]], pn);
         double prho = rho.v[idx[AX_RHO]], palpha = alpha.v[idx[AX_ALPHA]];
         int64_t nt = (int64_t)trials.v[idx[AX_TRIALS]], np = (int64_t)probes.v[idx[AX_PROBES]];
         for (int64_t k = 0; k < nb; k++)
@@ -527,9 +531,9 @@ int cmd_phase(int argc, char **argv) {
         char title[200];
         const char *m = metric_names[s.metric[0]];
         if (rho.count > 1)
-            snprintf(title, sizeof title, "%s: %s, n = %.0f, d = %.0f, alpha = %g",
+            snprintf(title, sizeof title, "%s: %s, n = %.0f, d = %lld, alpha = %g",
                      config_names[s.config], m, n.v[0],
-                     d.v[0] > 0 ? d.v[0] : s.config == CFG_SIMPLEX ? n.v[0] + 1 : 512, alpha.v[0]);
+                     (long long)dimension(s.config, d.v[0], (int64_t)n.v[0]), alpha.v[0]);
         else
             snprintf(title, sizeof title, "%s: %s", config_names[s.config], m);
         // lambda, lambda_angle and a_self live in [0, 1]: a fixed range makes maps comparable.

@@ -1,6 +1,8 @@
 /*
  * attn.c: the two precisions of the blocked self-attention kernel (attn_impl.h holds the
- * body, THEORY.md 2.7-2.8 the method) and the workspace size they share.
+ * body, THEORY.md 2.7-2.8 the method, attn.h the interface), the workspace size and layout
+ * they share, and the probes' signs. Pure and single-threaded: the threads, the allocation and
+ * BLAS's thread count belong to src/experiments/phase.c.
  *
  * Build: part of build/libattnscale.a; tests: make build/tests/test_phase.
  */
@@ -10,11 +12,6 @@
 
 #include <cblas.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
-#include "core/internal.h"
 #include "kernels/attn.h"
 
 // a * b + c in size_t, SIZE_MAX on overflow (either operand may already be SIZE_MAX).
@@ -45,14 +42,53 @@ size_t ats_attn_workspace(const struct attn_job *jb, size_t esize) {
     return muladd(m, nd, bytes); // probe signs
 }
 
-// OpenMP directives of the kernel, dropped in builds without OpenMP.
-#ifdef _OPENMP
-#define OMP(directive) _Pragma(#directive)
-#define THREAD_ID omp_get_thread_num()
-#else
-#define OMP(directive)
-#define THREAD_ID 0
-#endif
+void ats_attn_ws_carve(struct attn_ws *ws, const struct attn_job *jb, void *mem, size_t esize) {
+    const int64_t n = jb->n, d = jb->d, nb = jb->nbeta, K = jb->chunk;
+    const int64_t m = jb->eta == ATS_ETA_HUTCHINSON ? jb->probes : 0;
+    const int exact = jb->eta == ATS_ETA_EXACT;
+    // As ats_attn_workspace counts it: doubles, R arrays, the scratch slices, probe signs.
+    double *p = mem;
+    ws->r = p;
+    p += n;
+    ws->rows = p;
+    p += 3 * nb * n;
+    ws->pairsum = jb->pairs ? p : NULL;
+    p += jb->pairs ? 3 * nb * n : 0;
+    ws->erow = exact ? p : NULL;
+    p += exact ? nb * n : 0;
+    ws->pe = m ? p : NULL;
+    p += nb * n * m;
+    char *e = (char *)(void *)p; // R arrays, counted in bytes of esize
+    ws->y = e;
+    e += (size_t)(n * d) * esize;
+    ws->xo = jb->pairs ? e : NULL;
+    e += jb->pairs ? (size_t)(K * n * d) * esize : 0;
+    ws->dy = m ? e : NULL;
+    e += (size_t)(n * m * d) * esize;
+    ws->scratch = e;
+    e += (size_t)jb->threads * (size_t)ats_attn_scratch(jb) * esize;
+    ws->v = m ? (signed char *)e : NULL;
+}
+
+void ats_attn_probe_signs(const struct attn_job *jb, const struct attn_ws *ws) {
+    const int64_t n = jb->n, d = jb->d, m = jb->probes;
+    signed char *v = ws->v;
+    struct ats_rng rng;
+    ats_rng_init(&rng, jb->seed, jb->stream);
+    uint32_t word = 0;
+    int bits = 0;
+    for (int64_t p = 0; p < m; p++)
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t l = 0; l < d; l++) {
+                if (!bits) {
+                    word = ats_rng_u32(&rng);
+                    bits = 32;
+                }
+                v[(i * m + p) * d + l] = (word & 1u) ? 1 : -1;
+                word >>= 1;
+                bits--;
+            }
+}
 
 #define R double
 #define FN(name) attn_##name##_f64
@@ -78,10 +114,22 @@ size_t ats_attn_workspace(const struct attn_job *jb, size_t esize) {
 #undef EXP
 #undef EPS
 
-int ats_attn_run_f64(const struct attn_job *job) {
-    return attn_run_f64(job);
-}
+const struct attn_kernels ats_attn_kernels_f64 = {
+    .esize = sizeof(double),
+    .eps = DBL_EPSILON,
+    .prenorm = attn_prenorm_f64,
+    .probe_tangents = attn_probe_tangents_f64,
+    .panel = attn_panel_f64,
+    .normalise = attn_normalise_f64,
+    .pairs_panel = attn_pairs_panel_f64,
+};
 
-int ats_attn_run_f32(const struct attn_job *job) {
-    return attn_run_f32(job);
-}
+const struct attn_kernels ats_attn_kernels_f32 = {
+    .esize = sizeof(float),
+    .eps = FLT_EPSILON,
+    .prenorm = attn_prenorm_f32,
+    .probe_tangents = attn_probe_tangents_f32,
+    .panel = attn_panel_f32,
+    .normalise = attn_normalise_f32,
+    .pairs_panel = attn_pairs_panel_f32,
+};

@@ -2,6 +2,8 @@
  * attn_impl.h: the body of the blocked self-attention kernel, included twice by attn.c with
  * R = double / float (GEMM, EXP, EPS and FN naming the BLAS call, libm's exp, the machine
  * epsilon and the suffix). Sums over rows, columns and probes are always accumulated in double.
+ * Single-threaded and pure: the caller (src/experiments/phase.c) owns the workspace, the
+ * threads and BLAS's thread count; the functions here fill the attn_kernels table of attn.h.
  *
  * Layout (row-major, R unless said otherwise):
  *   Y    (n, d)       unit tokens y_i = x_i / r_i, r_i = |x_i| in double
@@ -18,66 +20,69 @@
  *   A_s, T_s (chunk b, n)  exact eta: every beta's softmax rows and their (G o G) A^T rows,
  *                     G o G formed once per panel in blocks of P rows
  *
- * Rows go in panels of P = job->block rows, each panel through one thread with BLAS on one
- * thread (threaded OpenBLAS 0.3.21 dgemm is not bit-reproducible across thread counts, and two
- * thread pools on the same cores spin against each other). Pass 1 (per chunk of betas, per
- * panel): G rows and dG rows once, then per beta the softmax rows with their statistics,
- * M = A Y, the outputs, the probes' JV rows and the exact eta rows. Pass 2 (pairs): per panel
- * the upper G rows G[i0:i0+b, i0:] once, then per beta the output Gram rows and the pair sums
- * for j > i. Per-row results go to arrays indexed by (beta, row) and are summed in row order
- * at the end; the panels are fixed by P, so nothing depends on the thread count.
+ * Rows go in panels of P = job->block rows, each panel through one call with BLAS on one
+ * thread (the caller sets it: threaded OpenBLAS 0.3.21 dgemm is not bit-reproducible across
+ * thread counts, and two thread pools on the same cores spin against each other). Pass 1 (per
+ * chunk of betas, per panel): G rows and dG rows once, then per beta the softmax rows with
+ * their statistics, M = A Y, the outputs, the probes' JV rows and the exact eta rows. Pass 2
+ * (pairs): per panel the upper G rows G[i0:i0+b, i0:] once, then per beta the output Gram rows
+ * and the pair sums for j > i. Per-row results go to arrays indexed by (beta, row) that the
+ * caller sums in row order; the panels are fixed by P, so nothing depends on the thread count.
  */
 
-static int FN(normalise_outputs)(R *xo, int64_t n, int64_t d, int nt) {
+// attn_kernels.prenorm (attn.h): r and Y for rows [i0, i1).
+static void FN(prenorm)(const struct attn_job *jb, const struct attn_ws *ws, int64_t i0,
+                        int64_t i1) {
+    const int64_t d = jb->d;
+    double *r = ws->r;
+    R *y = ws->y;
+    for (int64_t i = i0; i < i1; i++) { // pre-LN, with scaling against overflow
+        const double *xr = jb->x + i * d;
+        double sc = 0, s = 0;
+        for (int64_t l = 0; l < d; l++)
+            sc = fmax(sc, fabs(xr[l]));
+        for (int64_t l = 0; l < d; l++)
+            s += (xr[l] / sc) * (xr[l] / sc);
+        r[i] = sc * sqrt(s);
+        for (int64_t l = 0; l < d; l++)
+            y[i * d + l] = (R)(xr[l] / r[i]);
+    }
+}
+
+// attn_kernels.normalise (attn.h): rows [i0, i1) of output kb to unit length; the first bad
+// row, or -1.
+static int64_t FN(normalise)(const struct attn_job *jb, const struct attn_ws *ws, int64_t kb,
+                             int64_t i0, int64_t i1) {
+    const int64_t n = jb->n, d = jb->d;
+    R *xo = (R *)ws->xo + kb * n * d;
     int64_t bad = -1;
-    (void)nt; // only OpenMP uses it
-OMP(omp parallel for num_threads(nt) schedule(static))
-    for (int64_t i = 0; i < n; i++) {
+    for (int64_t i = i0; i < i1; i++) {
         R *row = xo + i * d;
         double s = 0;
         for (int64_t l = 0; l < d; l++)
             s += (double)row[l] * (double)row[l];
         double r = sqrt(s);
         if (!(r > 0) || !isfinite(r)) {
-OMP(omp critical(attn_bad_output))
-            if (bad < 0 || i < bad)
+            if (bad < 0)
                 bad = i;
             continue;
         }
         for (int64_t l = 0; l < d; l++)
             row[l] = (R)((double)row[l] / r);
     }
-    if (bad >= 0)
-        ATS_ERROR(ATS_STATUS_ENUM, "output row %lld has norm zero or is not finite",
-                  (long long)bad);
-    return ATS_STATUS_OK;
+    return bad;
 }
 
-// Rademacher probes in (i, p, l) layout from one Philox stream read in probe order, so probe p
-// is the same whatever the number of probes; then dY = (V - <y, V> y)/r.
-static void FN(make_probes)(R *dy, signed char *v, const R *y, const double *r,
-                            const struct attn_job *jb, int nt) {
-    int64_t n = jb->n, d = jb->d, m = jb->probes;
-    (void)nt; // only OpenMP uses it
-    struct ats_rng rng;
-    ats_rng_init(&rng, jb->seed, jb->stream);
-    uint32_t word = 0;
-    int bits = 0;
-    for (int64_t p = 0; p < m; p++)
-        for (int64_t i = 0; i < n; i++)
-            for (int64_t l = 0; l < d; l++) {
-                if (!bits) {
-                    word = ats_rng_u32(&rng);
-                    bits = 32;
-                }
-                v[(i * m + p) * d + l] = (word & 1u) ? 1 : -1;
-                word >>= 1;
-                bits--;
-            }
-OMP(omp parallel for num_threads(nt) schedule(static))
-    for (int64_t ip = 0; ip < n * m; ip++) {
+// attn_kernels.probe_tangents (attn.h): dY = (V - <y, V> y)/r for probe rows [ip0, ip1).
+static void FN(probe_tangents)(const struct attn_job *jb, const struct attn_ws *ws, int64_t ip0,
+                               int64_t ip1) {
+    const int64_t d = jb->d, m = jb->probes;
+    const double *r = ws->r;
+    const R *y = ws->y;
+    R *dy = ws->dy;
+    for (int64_t ip = ip0; ip < ip1; ip++) {
         int64_t i = ip / m;
-        const signed char *vr = v + ip * d;
+        const signed char *vr = ws->v + ip * d;
         const R *yr = y + i * d;
         double dot = 0;
         for (int64_t l = 0; l < d; l++)
@@ -141,15 +146,7 @@ static double FN(eta_row)(const R *p, const R *gr, const R *g, double pt, double
     return sum;
 }
 
-// Arrays every thread reads (y, dy, xo, v, r) or writes at its own rows (rows, pairsum, erow,
-// pe: indexed by beta and row, so the sums in FN(finish) run in row order).
-struct FN(shared) {
-    double *r, *rows, *pairsum, *erow, *pe;
-    R *y, *xo, *dy;
-    signed char *v;
-};
-
-// One thread's buffers for a panel of P rows (the lengths ats_attn_scratch counts).
+// One scratch slice for a panel of P rows (the lengths ats_attn_scratch counts).
 struct FN(scratch) {
     R *gb, *ab, *mb, *dg, *da, *jv;
     R *gv, *vb, *hb, *wb; // exact eta only (NULL otherwise)
@@ -177,67 +174,18 @@ static void FN(scratch_carve)(struct FN(scratch) *w, const struct attn_job *jb, 
     }
 }
 
-// |JV|^2 of probe p at beta k, summed over rows in order.
-static double FN(probe_total)(const struct FN(shared) *sh, int64_t n, int64_t m, int64_t k,
-                              int64_t p) {
-    double e = 0;
-    for (int64_t i = 0; i < n; i++)
-        e += sh->pe[(k * n + i) * m + p];
-    return e;
-}
-
-// Means over rows and pairs, and the probes' mean and variance, summed in row order.
-static void FN(finish)(const struct attn_job *jb, const struct FN(shared) *sh) {
-    const int64_t n = jb->n, d = jb->d, nb = jb->nbeta;
-    const int64_t m = jb->eta == ATS_ETA_HUTCHINSON ? jb->probes : 0;
-    double npairs = 0.5 * (double)n * (double)(n - 1), nd = (double)n * (double)d;
-    for (int64_t k = 0; k < nb; k++) {
-        struct ats_layer_metrics *o = &jb->out[k];
-        double s[3] = {0, 0, 0}, q[3] = {0, 0, 0};
-        for (int64_t i = 0; i < n; i++)
-            for (int t = 0; t < 3; t++) {
-                s[t] += sh->rows[(t * nb + k) * n + i];
-                if (jb->pairs)
-                    q[t] += sh->pairsum[(t * nb + k) * n + i];
-            }
-        o->a_self = s[0] / (double)n;
-        o->entropy = s[1] / (double)n;
-        o->support = s[2] / (double)n;
-        o->rho_out = jb->pairs ? q[0] / npairs : NAN;
-        o->lambda = jb->pairs ? q[1] / npairs : NAN;
-        o->lambda_angle = jb->pairs > 1 ? q[2] / npairs : NAN;
-        o->eta = o->eta_var = NAN;
-        if (jb->eta == ATS_ETA_EXACT) {
-            double e = 0;
-            for (int64_t i = 0; i < n; i++)
-                e += sh->erow[k * n + i];
-            o->eta = e / nd;
-            o->eta_var = 0;
-        } else if (m) {
-            double mean = 0, ss = 0;
-            for (int64_t p = 0; p < m; p++)
-                mean += FN(probe_total)(sh, n, m, k, p) / nd;
-            mean /= (double)m;
-            for (int64_t p = 0; p < m; p++) {
-                double e = FN(probe_total)(sh, n, m, k, p) / nd - mean;
-                ss += e * e;
-            }
-            o->eta = mean;
-            o->eta_var = m > 1 ? ss / (double)(m - 1) : NAN;
-        }
-    }
-}
-
 // One panel of rows [i0, i0 + b) through every beta of the chunk [c0, c0 + kc): the Gram rows
 // and dG rows once, then per beta the softmax rows, M = A Y, the outputs (pairs), the probes'
-// |JV|^2 (pe) and the exact eta rows (erow). w is the calling thread's scratch.
-static void FN(panel)(const struct attn_job *jb, const struct FN(shared) *sh, struct FN(scratch) *w,
-                      int64_t i0, int64_t b, int64_t c0, int64_t kc) {
+// |JV|^2 (pe) and the exact eta rows (erow). scratch is the caller's slice for this call.
+static void FN(panel)(const struct attn_job *jb, const struct attn_ws *ws, int64_t i0, int64_t b,
+                      int64_t c0, int64_t kc, void *scratch) {
     const int64_t n = jb->n, d = jb->d, nb = jb->nbeta, P = jb->block;
     const int64_t m = jb->eta == ATS_ETA_HUTCHINSON ? jb->probes : 0;
     const int in = (int)n, id = (int)d, im = (int)m, ib = (int)b;
     const double alpha = jb->alpha;
-    const R *y = sh->y, *dy = sh->dy;
+    const R *y = ws->y, *dy = ws->dy;
+    struct FN(scratch) sc, *w = &sc;
+    FN(scratch_carve)(w, jb, scratch);
     R *gb = w->gb, *mb = w->mb, *dg = w->dg, *da = w->da, *jv = w->jv;
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, ib, in, id, 1, y + i0 * d, id, y, id, 0, gb, in);
     if (m) { // dG rows (i, p): dY_i Y^T, plus Y_i dY^T computed into da and read transposed
@@ -260,12 +208,12 @@ static void FN(panel)(const struct attn_job *jb, const struct FN(shared) *sh, st
             double st[3];
             FN(softmax_row)(ab + i * n, st, gb + i * n, n, i0 + i, beta);
             for (int s = 0; s < 3; s++)
-                sh->rows[(s * nb + k) * n + i0 + i] = st[s];
+                ws->rows[(s * nb + k) * n + i0 + i] = st[s];
         }
         if (jb->pairs || w->gv)
             GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, ib, id, in, 1, ab, in, y, id, 0, mb, id);
         if (jb->pairs) {
-            R *xk = sh->xo + kb * n * d;
+            R *xk = (R *)ws->xo + kb * n * d;
             for (int64_t i = 0; i < b; i++)
                 for (int64_t l = 0; l < d; l++)
                     xk[(i0 + i) * d + l] =
@@ -288,13 +236,13 @@ static void FN(panel)(const struct attn_job *jb, const struct FN(shared) *sh, st
                  jv, im * id);
             for (int64_t ip = 0; ip < b * m; ip++) {
                 const R *row = jv + ip * d;
-                const signed char *vr = sh->v + (i0 * m + ip) * d;
+                const signed char *vr = ws->v + (i0 * m + ip) * d;
                 double s = 0;
                 for (int64_t l = 0; l < d; l++) {
                     double t = (double)row[l] + alpha * (double)vr[l];
                     s += t * t;
                 }
-                sh->pe[(k * n + i0) * m + ip] = s;
+                ws->pe[(k * n + i0) * m + ip] = s;
             }
         }
         if (w->gv) {
@@ -311,8 +259,8 @@ static void FN(panel)(const struct attn_job *jb, const struct FN(shared) *sh, st
                 double cy2 = 0;
                 for (int64_t l = 0; l < d; l++)
                     cy2 += (double)wb[i * d + l] * (double)wb[i * d + l];
-                sh->erow[k * n + i0 + i] = FN(eta_row)(ab + i * n, gb + i * n, gv + i * n, 0, cy2,
-                                                       sh->r, n, d, i0 + i, beta, alpha);
+                ws->erow[k * n + i0 + i] = FN(eta_row)(ab + i * n, gb + i * n, gv + i * n, 0, cy2,
+                                                       ws->r, n, d, i0 + i, beta, alpha);
             }
         }
     }
@@ -332,10 +280,10 @@ static void FN(panel)(const struct attn_job *jb, const struct FN(shared) *sh, st
         for (int64_t kb = 0; kb < kc; kb++)
             for (int64_t i = 0; i < b; i++) {
                 const R *p = w->as + (kb * b + i) * n, *t = w->ts + (kb * b + i) * n;
-                double pt = 0, beta = jb->beta[c0 + kb], ri = sh->r[i0 + i];
+                double pt = 0, beta = jb->beta[c0 + kb], ri = ws->r[i0 + i];
                 for (int64_t j = 0; j < n; j++)
                     pt += (double)p[j] * (double)t[j];
-                sh->erow[(c0 + kb) * n + i0 + i] += beta * beta * pt / (ri * ri);
+                ws->erow[(c0 + kb) * n + i0 + i] += beta * beta * pt / (ri * ri);
             }
     }
 }
@@ -343,16 +291,20 @@ static void FN(panel)(const struct attn_job *jb, const struct FN(shared) *sh, st
 // The pairs i < j of the panel's rows [i0, i0 + b): the upper Gram rows once, then per beta
 // of the chunk the output Gram rows and the row sums of rho', lambda and the angle ratio.
 // Returns the first pair (in row order) whose tokens are parallel to working precision
-// (1 - <y_i, y_j> <= 8 (d + 4) eps: lambda's denominator is then rounding noise), or -1.
-static int64_t FN(pairs_panel)(const struct attn_job *jb, const struct FN(shared) *sh,
-                               struct FN(scratch) *w, int64_t i0, int64_t b, int64_t c0, int64_t kc,
-                               int64_t *jpar) {
+// (1 - <y_i, y_j> <= 8 (d + 4) eps: lambda's denominator is then rounding noise), i returned
+// and j in *jpar, before any sum is written; else -1.
+static int64_t FN(pairs_panel)(int64_t *jpar, const struct attn_job *jb,
+                               const struct attn_ws *ws, int64_t i0, int64_t b, int64_t c0,
+                               int64_t kc, void *scratch) {
     const int64_t n = jb->n, d = jb->d, nb = jb->nbeta, wd = n - i0;
     const int id = (int)d;
     const double tol = 8 * (double)(d + 4) * (double)EPS;
-    R *gu = w->gb, *pu = w->ab;
-    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)wd, id, 1, sh->y + i0 * d, id,
-         sh->y + i0 * d, id, 0, gu, (int)wd);
+    const R *y = ws->y;
+    struct FN(scratch) w;
+    FN(scratch_carve)(&w, jb, scratch);
+    R *gu = w.gb, *pu = w.ab;
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)wd, id, 1, y + i0 * d, id,
+         y + i0 * d, id, 0, gu, (int)wd);
     for (int64_t i = 0; i < b; i++)
         for (int64_t j = i + 1; j < wd; j++)
             if (!(1 - (double)gu[i * wd + j] > tol)) {
@@ -361,7 +313,7 @@ static int64_t FN(pairs_panel)(const struct attn_job *jb, const struct FN(shared
             }
     for (int64_t kb = 0; kb < kc; kb++) {
         int64_t k = c0 + kb;
-        const R *yo = sh->xo + kb * n * d + i0 * d;
+        const R *yo = (const R *)ws->xo + kb * n * d + i0 * d;
         GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)wd, id, 1, yo, id, yo, id, 0, pu,
              (int)wd);
         for (int64_t i = 0; i < b; i++) {
@@ -373,105 +325,10 @@ static int64_t FN(pairs_panel)(const struct attn_job *jb, const struct FN(shared
                 if (jb->pairs > 1)
                     sa += acos(fmax(fmin(go, 1), -1)) / acos(fmax(g, -1));
             }
-            sh->pairsum[(0 * nb + k) * n + i0 + i] = so;
-            sh->pairsum[(1 * nb + k) * n + i0 + i] = sl;
-            sh->pairsum[(2 * nb + k) * n + i0 + i] = sa;
+            ws->pairsum[(0 * nb + k) * n + i0 + i] = so;
+            ws->pairsum[(1 * nb + k) * n + i0 + i] = sl;
+            ws->pairsum[(2 * nb + k) * n + i0 + i] = sa;
         }
     }
     return -1;
-}
-
-static int FN(run)(const struct attn_job *jb) {
-    const int64_t n = jb->n, d = jb->d, nb = jb->nbeta, P = jb->block, K = jb->chunk;
-    const int64_t m = jb->eta == ATS_ETA_HUTCHINSON ? jb->probes : 0;
-    const int64_t npanel = (n + P - 1) / P;
-    const int exact = jb->eta == ATS_ETA_EXACT, nt = jb->threads;
-    size_t need = ats_attn_workspace(jb, sizeof(R));
-    char *ws = need == SIZE_MAX ? NULL : ats_malloc(need);
-    if (!ws)
-        ATS_ERROR(ATS_STATUS_ENOMEM, "the layer needs %.3g GB of workspace (n = %lld, d = %lld)",
-                  (double)need / 1e9, (long long)n, (long long)d);
-    // Carve the workspace as ats_attn_workspace counts it: doubles, R arrays, per-thread
-    // scratch, probe signs.
-    struct FN(shared) sh;
-    sh.r = (double *)(void *)ws;
-    sh.rows = sh.r + n;
-    sh.pairsum = sh.rows + 3 * nb * n;
-    sh.erow = sh.pairsum + (jb->pairs ? 3 * nb * n : 0);
-    sh.pe = sh.erow + (exact ? nb * n : 0);
-    sh.y = (R *)(void *)(sh.pe + nb * n * m);
-    sh.xo = sh.y + n * d;
-    sh.dy = sh.xo + (jb->pairs ? K * n * d : 0);
-    R *scratch = sh.dy + n * m * d;
-    const int64_t per_thread = ats_attn_scratch(jb);
-    sh.v = (signed char *)(void *)(scratch + nt * per_thread);
-
-    for (int64_t i = 0; i < n; i++) { // pre-LN, with scaling against overflow
-        const double *xr = jb->x + i * d;
-        double sc = 0, s = 0;
-        for (int64_t l = 0; l < d; l++)
-            sc = fmax(sc, fabs(xr[l]));
-        for (int64_t l = 0; l < d; l++)
-            s += (xr[l] / sc) * (xr[l] / sc);
-        sh.r[i] = sc * sqrt(s);
-        for (int64_t l = 0; l < d; l++)
-            sh.y[i * d + l] = (R)(xr[l] / sh.r[i]);
-    }
-    if (m)
-        FN(make_probes)(sh.dy, sh.v, sh.y, sh.r, jb, nt);
-    // BLAS runs on one thread inside each of ours: panels are fixed by P, so every row is
-    // computed by the same calls whatever the thread count (threaded OpenBLAS is not
-    // bit-reproducible across thread counts).
-    int blas_threads = openblas_get_num_threads();
-    openblas_set_num_threads(1);
-    int rc = ATS_STATUS_OK;
-    for (int64_t c0 = 0; c0 < nb && rc == ATS_STATUS_OK; c0 += K) {
-        int64_t kc = nb - c0 < K ? nb - c0 : K;
-OMP(omp parallel num_threads(nt))
-        {
-            struct FN(scratch) w;
-            FN(scratch_carve)(&w, jb, scratch + THREAD_ID * per_thread);
-OMP(omp for schedule(dynamic, 1))
-            for (int64_t pi = 0; pi < npanel; pi++) {
-                int64_t i0 = pi * P;
-                FN(panel)(jb, &sh, &w, i0, n - i0 < P ? n - i0 : P, c0, kc);
-            }
-        }
-        if (!jb->pairs)
-            continue;
-        for (int64_t kb = 0; kb < kc && rc == ATS_STATUS_OK; kb++)
-            rc = FN(normalise_outputs)(sh.xo + kb * n * d, n, d, nt);
-        if (rc != ATS_STATUS_OK)
-            break;
-        int64_t par_i = -1, par_j = -1;
-OMP(omp parallel num_threads(nt))
-        {
-            struct FN(scratch) w;
-            FN(scratch_carve)(&w, jb, scratch + THREAD_ID * per_thread);
-OMP(omp for schedule(dynamic, 1))
-            for (int64_t pi = 0; pi < npanel; pi++) {
-                int64_t i0 = pi * P, j = -1;
-                int64_t i = FN(pairs_panel)(jb, &sh, &w, i0, n - i0 < P ? n - i0 : P, c0, kc, &j);
-                if (i >= 0) {
-OMP(omp critical(attn_parallel_pair))
-                    if (par_i < 0 || i < par_i) {
-                        par_i = i;
-                        par_j = j;
-                    }
-                }
-            }
-        }
-        if (par_i >= 0) {
-            ats_error(__FILE__, __LINE__, ATS_STATUS_EDOM,
-                      "tokens %lld and %lld are parallel to working precision (1 - cosine <= "
-                      "%.2g): lambda is undefined",
-                      (long long)par_i, (long long)par_j, 8 * (double)(d + 4) * (double)EPS);
-            rc = ATS_STATUS_EDOM;
-        }
-    }
-    openblas_set_num_threads(blas_threads);
-    if (rc == ATS_STATUS_OK)
-        FN(finish)(jb, &sh);
-    ats_free(ws);
-    return rc;
 }

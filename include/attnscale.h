@@ -60,6 +60,9 @@ enum ats_status {
     ATS_STATUS_EUNSUP, // valid but not supported by this build
     ATS_STATUS_EIO,    // reading or writing a file failed
     ATS_STATUS_ENUM,   // a numerical method failed (no convergence, non-finite result)
+    ATS_STATUS_EARG,   // an experiment's arguments are invalid or inconsistent (the CLI's
+                       // usage error, exit 2; Python's ValueError)
+    ATS_STATUS_ECANCEL, // the run was cancelled (ats_run_cancel)
 };
 
 // Short English text for a status; never NULL ("unknown status" for unknown values).
@@ -72,6 +75,10 @@ typedef void ats_error_handler_t(const char *reason, const char *file, int line,
 
 // Installs h (NULL restores the silent default) and returns the previous handler.
 ats_error_handler_t *ats_set_error_handler(ats_error_handler_t *h);
+
+// The reason of the last error the library reported on the calling thread ("" if none):
+// thread-local storage, valid until the thread's next library call that fails.
+const char *ats_last_error(void);
 
 // A multi-line, NUL-terminated description of the build: version, git hash, compiler flags,
 // BLAS configuration and OpenMP threads. Static storage; do not free.
@@ -117,6 +124,12 @@ int ats_values_parse(struct ats_values *out, const char *text, const struct ats_
 // Frees the array and empties v (NULL or an empty v is fine).
 void ats_values_clear(struct ats_values *v);
 
+// "a number in [0, 1)", "an integer >= 2", ... : the values dom accepts, for messages.
+void ats_domain_describe(char *buf, size_t size, const struct ats_domain *dom);
+
+// 1 when v lies in dom (finite, within the bounds, an integer where dom asks for one).
+int ats_domain_contains(const struct ats_domain *dom, double v);
+
 // ----------------------------------------------------------------------------
 // Record writers: JSON Lines (one object per line) or CSV (header row from the first
 // record). A record is built key by key and emitted by ats_writer_end_record.
@@ -145,6 +158,46 @@ int ats_writer_csv_columns(struct ats_writer *w, const char *const *keys, int64_
 // (ATS_STATUS_EINVAL otherwise, and nothing of the record is written). Returns
 // ATS_STATUS_EIO if the stream reports a write error.
 int ats_writer_end_record(struct ats_writer *w);
+
+struct ats_record;
+
+// Adds every field of r (doubles with a csv_format printed with it in CSV) and ends the record:
+// the status of ats_writer_end_record.
+int ats_writer_record(struct ats_writer *w, const struct ats_record *r);
+
+// ----------------------------------------------------------------------------
+// Records: what every experiment yields, one at a time (a flat list of key/value fields, the
+// keys of DESIGN.md's CLI contract). Keys and string values point to static storage or to
+// storage of the producer (a run) that stays valid until its next step.
+
+enum ats_field_type { ATS_FIELD_DOUBLE, ATS_FIELD_INT, ATS_FIELD_STRING };
+
+struct ats_field {
+    const char *key;
+    enum ats_field_type type;
+    double d;               // ATS_FIELD_DOUBLE
+    int64_t i;              // ATS_FIELD_INT
+    const char *s;          // ATS_FIELD_STRING
+    const char *csv_format; // NULL: the writer's form; else a printf format for the one value
+                            // ("%.17g", "%g" for a double, "%lld" for an int) used in CSV
+};
+
+#define ATS_RECORD_FIELDS 64
+
+struct ats_record {
+    int64_t count; // fields in use; 0 marks the end of a run
+    struct ats_field field[ATS_RECORD_FIELDS];
+};
+
+// Empties r; the adders append one field (at most ATS_RECORD_FIELDS: a contract, asserted).
+void ats_record_clear(struct ats_record *r);
+void ats_record_double(struct ats_record *r, const char *key, double v);
+void ats_record_int(struct ats_record *r, const char *key, int64_t v);
+void ats_record_string(struct ats_record *r, const char *key, const char *v);
+// Sets the CSV format of the field added last.
+void ats_record_csv_format(struct ats_record *r, const char *fmt);
+// The field named key, or NULL.
+const struct ats_field *ats_record_find(const struct ats_record *r, const char *key);
 
 // ----------------------------------------------------------------------------
 // Philox4x32-10 counter-based random numbers (Salmon et al., SC'11; Random123).
@@ -670,6 +723,204 @@ int ats_plot_heatmap(const char *path, const struct ats_plot_axes *axes,
 
 // The colour bar's colour for t in [0, 1] (viridis), as 8-bit RGB.
 void ats_plot_colormap(unsigned char rgb[3], double t);
+
+// ----------------------------------------------------------------------------
+// In-memory arrays: an ats_array over a caller's buffer, read like a file's (ats_array_rows,
+// ats_array_read_rows, ...). data: the elements in C order, native byte order, dtype t, shape
+// (ndim,) with 0 <= ndim <= 64 and every entry >= 0; the buffer is not copied and must outlive
+// the array (ats_array_close frees only the handle). Errors: ATS_STATUS_EINVAL (a bad shape or
+// an element count that overflows), ATS_STATUS_ENOMEM.
+int ats_array_wrap(struct ats_array **a, const void *data, enum ats_dtype t, const int64_t *shape,
+                   int ndim);
+
+// ----------------------------------------------------------------------------
+// Figures as data: what a run draws (a --plot, or one figure of `reproduce`), computed by the
+// library, drawn by ats_figure_draw (src/plot). rows: the table written as CSV beside the
+// figure (reproduce), or NULL for a --plot (its records are the run's own).
+
+struct ats_figure {
+    const char *name;                     // reproduce: files NAME.png and NAME.csv; else NULL
+    int heatmap;                          // 1: map with series as overlay; 0: line plot
+    struct ats_plot_axes axes;
+    struct ats_heatmap map;               // heatmap only
+    const struct ats_plot_series *series; // (nseries,)
+    int64_t nseries;
+    const struct ats_record *rows;        // (nrows,) the figure's table
+    int64_t nrows;
+};
+
+// Draws f to path (png, svg or pdf by extension): the errors of ats_plot_lines and
+// ats_plot_heatmap.
+int ats_figure_draw(const struct ats_figure *f, const char *path);
+
+// Writes f's table as CSV (header from the first row's keys) to DIR/NAME.csv and draws it to
+// DIR/NAME.png. ATS_STATUS_EIO (with the file named) when a file cannot be written.
+int ats_figure_save(const struct ats_figure *f, const char *dir);
+
+// ----------------------------------------------------------------------------
+// Experiments: every command of the CLI is a library run that every front-end (CLI, Python,
+// MPI) drives the same way (init / step / finish):
+//
+//     const struct ats_command *cmd = ats_command_find("simplex");
+//     struct ats_simplex_spec spec;
+//     cmd->spec_default(&spec);             // every option absent
+//     double n = 1024, rho = 0.5, g[3] = {1, 2, 3};
+//     spec.n = (struct ats_values){&n, 1};  // not owned by the spec; the run copies it
+//     spec.rho = (struct ats_values){&rho, 1};
+//     spec.gamma = (struct ats_values){g, 3};
+//     struct ats_run *run;
+//     int rc = cmd->run_alloc(&run, &spec); // ATS_STATUS_EARG: a usage error (the reason
+//                                           // through ats_last_error())
+//     struct ats_record rec;
+//     while ((rc = ats_run_next(run, &rec)) == ATS_STATUS_OK && rec.count > 0)
+//         ats_writer_record(w, &rec);       // {"n":1024,"d":1024,"rho":0.5,...}
+//     ats_run_free(run);
+//
+// Each command describes its options in a table (struct ats_option): the CLI builds getopt
+// and --help from it, Python its keyword arguments (dashes as underscores). A spec field
+// targeted by an option is "absent" as spec_default leaves it: an empty value list, a NULL
+// text, a choice of -1, a NAN number, a flag of 0; the run applies the documented default.
+// Values are checked against the option's domain by run_alloc as well as by the CLI's parser.
+
+struct ats_run;
+
+// The next record into *rec: ATS_STATUS_OK with rec->count > 0, or ATS_STATUS_OK with
+// rec->count == 0 once the run is over; otherwise the failure (reason through
+// ats_last_error(); ATS_STATUS_EARG for a usage error found late, e.g. a parameter a closed
+// form refuses). A run that failed stays failed. rec's strings stay valid until the next call.
+int ats_run_next(struct ats_run *run, struct ats_record *rec);
+
+// Work done and the total, in the run's own units (grid points, trials, rows), for progress.
+void ats_run_progress(const struct ats_run *run, double *done, double *total);
+
+// The next note the run has for the user (a remark, never an error), or NULL: the library
+// never prints, front-ends show these on stderr.
+const char *ats_run_note(struct ats_run *run);
+
+// CSV columns to declare before the first record (records of several kinds), or NULL.
+const char *const *ats_run_csv_columns(const struct ats_run *run, int64_t *count);
+
+// After the last record: the figure the spec's plot asked for, or NULL.
+const struct ats_figure *ats_run_figure(const struct ats_run *run);
+
+// Figures of `reproduce` one at a time: *fig is the next figure with its table, NULL at the
+// end (valid until the next call). For other runs ATS_STATUS_EINVAL.
+int ats_run_next_figure(struct ats_run *run, const struct ats_figure **fig);
+
+// Asks a run working in another thread (or from a signal handler) to stop: its current or
+// next step returns ATS_STATUS_ECANCEL soon (between trials, chunks or blocks of rows), and
+// every later one too. Safe to call at any time from any thread.
+void ats_run_cancel(struct ats_run *run);
+
+void ats_run_free(struct ats_run *run); // NULL is fine
+
+enum ats_option_kind {
+    ATS_OPTION_VALUES, // a value list or range: struct ats_values in the spec
+    ATS_OPTION_NUMBER, // one number: double in the spec (NAN absent)
+    ATS_OPTION_CHOICE, // one of choices: int index in the spec (-1 absent)
+    ATS_OPTION_FLAG,   // int in the spec, 1 when given
+    ATS_OPTION_TEXT,   // a string (file name, list of names): const char * in the spec
+    ATS_OPTION_ARRAY,  // an in-memory array (Python): const struct ats_array * in the spec
+};
+
+struct ats_option {
+    const char *name;           // "tau-prime" (Python: tau_prime)
+    enum ats_option_kind kind;
+    size_t offset;              // of the target field in the command's spec
+    struct ats_domain domain;   // VALUES, NUMBER
+    const char *const *choices; // CHOICE: names, NULL-terminated
+    const char *metavar;        // "N", "FILE" (NULL for flags and arrays)
+    const char *help;           // what it is, its range and its default; lines end in '\n'
+                                // and continue after the first
+    const char *section;        // help heading it starts (NULL: under the previous one)
+};
+
+struct ats_command {
+    const char *name;           // "simplex"
+    const char *usage;          // the usage lines, "attnscale simplex --n N ..."
+    const char *doc;            // what it computes (paragraphs)
+    const char *records;        // the record keys, their meaning; an example
+    const struct ats_option *options;
+    int64_t noptions;
+    size_t spec_size;
+    void (*spec_default)(void *spec);
+    int (*run_alloc)(struct ats_run **run, const void *spec);
+    int operand;                // 1: one positional operand, the spec's `target` text
+};
+
+// The commands in DESIGN.md's order: simplex, phase, query, policies, diagnose, reproduce.
+int64_t ats_command_count(void);
+const struct ats_command *ats_command_get(int64_t i); // NULL outside the range
+const struct ats_command *ats_command_find(const char *name); // NULL when unknown
+// The option of cmd named name (dashes or underscores), or NULL.
+const struct ats_option *ats_command_option(const struct ats_command *cmd, const char *name);
+
+// Specs. Value lists are grids: one record per combination, the last option listed fastest
+// as in each command's records. Common to the random experiments: seed (NUMBER, an integer in
+// [0, 2^53], default 1) and threads (NUMBER, an integer in [1, 4096], absent: OpenMP's default);
+// results never depend on threads.
+
+// `simplex`: the closed forms of THEORY.md 2.2-2.6 over (n, d, rho, alpha, q, gamma | beta).
+struct ats_simplex_spec {
+    struct ats_values n, d, rho, gamma, beta, alpha, q;
+    int metric;       // what plot draws: lambda, rho_out, a_self, eta (-1: lambda)
+    const char *plot; // figure file (png/svg/pdf) or NULL
+    double seed, threads; // accepted, no effect
+};
+
+// `phase`: the self-attention layer metrics over (n, d, rho, alpha, trials, probes, gamma |
+// beta) for a token configuration (THEORY.md 2.1, 2.4-2.8).
+struct ats_phase_spec {
+    struct ats_values n, d, rho, gamma, beta, alpha, trials, probes;
+    const char *metric;                // comma list of metric names (NULL: lambda)
+    int config;                        // simplex, almost-simplex, sphere, file (-1: almost-simplex,
+                                       // or file with tokens)
+    const char *tokens;                // (n, d) .npy file, or NULL
+    const struct ats_array *tokens_array; // (n, d) in memory, or NULL
+    int eta_method;                    // hutchinson, exact (-1: hutchinson)
+    int precision;                     // f64, f32 (-1: f64)
+    double block;                      // rows per panel (NAN: automatic)
+    const char *plot;
+    double seed, threads;
+};
+
+// `query`: one query against n keys on the sphere (THEORY.md 3), over (d, n, beta | tau', trials).
+struct ats_query_spec {
+    struct ats_values d, n, beta, tau_prime, trials;
+    int sampler;      // exact, ppp (-1: exact)
+    int theory;       // flag: the *_theory columns
+    double seed, threads;
+};
+
+// `policies`: policy multipliers over (n, pos) (THEORY.md 5).
+struct ats_policies_spec {
+    const char *policy;   // comma list or "all" (NULL: all)
+    struct ats_values n, pos;
+    int list, combine;    // flags
+    const char *plot;
+    struct ats_policy_params params; // NAN (finetuned -1): shipped defaults
+    double seed, threads;
+};
+
+// `diagnose`: the gap-counting diagnostic on rows of logits (THEORY.md 4).
+struct ats_diagnose_spec {
+    const char *scores, *q, *k, *safetensors, *tensor; // files
+    const struct ats_array *scores_array, *q_array, *k_array; // in memory
+    int causal;
+    struct ats_values beta, window;
+    const char *policy;   // a policy name or "all", or NULL
+    struct ats_policy_params params;
+    double seed, threads;
+};
+
+// `reproduce`: the papers' figures (THEORY.md 2.11, 3.7); its run yields figures
+// (ats_run_next_figure), not records.
+struct ats_reproduce_spec {
+    const char *target;   // paper1, paper2 or all (the operand)
+    int quick;
+    const char *outdir;   // where front-ends save the figures (NULL: out); the run ignores it
+    double seed, threads;
+};
 
 #ifdef __cplusplus
 }

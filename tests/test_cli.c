@@ -201,6 +201,29 @@ int main(void) {
         run_free(&r);
     }
 
+    // Every command's --help (generated from the library's option table) exits 0 on stdout
+    // and lists every option, the common ones and the exit codes.
+    for (int64_t i = 0; i < ats_command_count(); i++) {
+        const struct ats_command *cmd = ats_command_get(i);
+        char args[64];
+        snprintf(args, sizeof args, "%s --help", cmd->name);
+        struct run r = run(args);
+        int missing = 0;
+        for (int64_t k = 0; k < cmd->noptions; k++) {
+            char opt[80];
+            snprintf(opt, sizeof opt, "--%s", cmd->options[k].name);
+            if (cmd->options[k].kind != ATS_OPTION_ARRAY && !strstr(r.out, opt)) {
+                printf("  %s --help lacks %s\n", cmd->name, opt);
+                missing++;
+            }
+        }
+        ATS_CHECK(r.status == 0 && !missing && strstr(r.out, "Usage: attnscale") &&
+                      strstr(r.out, "--format") && strstr(r.out, "Exit status") && !r.err[0],
+                  "%s --help: exit %d, every one of its %lld options listed", cmd->name, r.status,
+                  (long long)cmd->noptions);
+        run_free(&r);
+    }
+
     char path[300];
     snprintf(path, sizeof path, "%s/out", tmpdir);
     remove(path);

@@ -1,10 +1,11 @@
 /*
  * status.c: status names and the replaceable error handler (THEORY-free plumbing).
- * The library reports every error once, here; the handler is silent unless the program
- * installs one (the CLI does, to show the reason).
+ * The library reports every error once, here: the reason is kept per thread (ats_last_error)
+ * and passed to the handler, which is silent unless the program installs one.
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "core/internal.h"
 
@@ -26,6 +27,10 @@ const char *ats_strerror(int status) {
         return "input/output error";
     case ATS_STATUS_ENUM:
         return "numerical failure";
+    case ATS_STATUS_EARG:
+        return "invalid arguments";
+    case ATS_STATUS_ECANCEL:
+        return "cancelled";
     default:
         return "unknown status";
     }
@@ -39,13 +44,23 @@ ats_error_handler_t *ats_set_error_handler(ats_error_handler_t *h) {
     return old;
 }
 
+// The last reason reported on each thread, like errno: a front-end reads it after a failed
+// call whatever handler is installed.
+static _Thread_local char last_reason[512];
+
+const char *ats_last_error(void) {
+    return last_reason;
+}
+
 void ats_error(const char *file, int line, int status, const char *fmt, ...) {
-    if (!error_handler)
-        return;
-    char reason[512];
+    // Formatted apart first: the arguments may point into last_reason itself (a caller
+    // passing on an earlier reason).
+    char reason[sizeof last_reason];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(reason, sizeof reason, fmt, ap);
     va_end(ap);
-    error_handler(reason, file, line, status);
+    memcpy(last_reason, reason, sizeof reason);
+    if (error_handler)
+        error_handler(reason, file, line, status);
 }

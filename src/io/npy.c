@@ -311,6 +311,34 @@ int ats_array_set_shape(struct ats_array *a, const int64_t *shape, int ndim, enu
     return ATS_STATUS_OK;
 }
 
+int ats_array_wrap(struct ats_array **out, const void *data, enum ats_dtype t,
+                   const int64_t *shape, int ndim) {
+    ATS_ASSERT(out && (data || ndim > 0) && (shape || ndim == 0));
+    if (ndim < 0 || ndim > ATS_ARRAY_MAX_NDIM)
+        ATS_ERROR(ATS_STATUS_EINVAL, "an array of %d dimensions (0 to %d are accepted)", ndim,
+                  ATS_ARRAY_MAX_NDIM);
+    if ((int)t < 0 || t > ATS_DTYPE_F64)
+        ATS_ERROR(ATS_STATUS_EINVAL, "unknown dtype %d", (int)t);
+    for (int i = 0; i < ndim; i++)
+        if (shape[i] < 0)
+            ATS_ERROR(ATS_STATUS_EINVAL, "axis %d has length %lld", i, (long long)shape[i]);
+    struct ats_array *a = ats_malloc(sizeof *a);
+    if (!a)
+        ATS_ERROR(ATS_STATUS_ENOMEM, "no memory for an array handle");
+    memset(a, 0, sizeof *a);
+    int rc = ats_array_set_shape(a, shape, ndim, t, "the in-memory array");
+    if (rc != ATS_STATUS_OK) {
+        ats_free(a);
+        return rc;
+    }
+    // page = 0: not a mapping, so nothing is advised or unmapped.
+    a->map = data;
+    a->map_len = a->nbytes;
+    a->big_endian = host_big_endian();
+    *out = a;
+    return ATS_STATUS_OK;
+}
+
 void ats_array_close(struct ats_array *a) {
     if (!a)
         return;

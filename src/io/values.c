@@ -77,6 +77,30 @@ static int in_domain(double v, const struct ats_domain *dom) {
     return 1;
 }
 
+int ats_domain_contains(const struct ats_domain *dom, double v) {
+    ATS_ASSERT(dom);
+    return in_domain(v, dom) &&
+           (!dom->integer || (fabs(v) <= (double)ATS_INT_EXACT_MAX && v == floor(v)));
+}
+
+void ats_domain_describe(char *buf, size_t size, const struct ats_domain *d) {
+    ATS_ASSERT(buf && d);
+    const char *kind = d->integer ? "an integer" : "a number";
+    if (d->integer && d->hi == (double)ATS_INT_EXACT_MAX && !d->hi_open) {
+        snprintf(buf, size, "%s in [%.17g, 2^53]", kind, d->lo);
+        return;
+    }
+    if (isinf(d->lo) && isinf(d->hi))
+        snprintf(buf, size, "%s", kind);
+    else if (isinf(d->hi))
+        snprintf(buf, size, "%s %s %.17g", kind, d->lo_open ? ">" : ">=", d->lo);
+    else if (isinf(d->lo))
+        snprintf(buf, size, "%s %s %.17g", kind, d->hi_open ? "<" : "<=", d->hi);
+    else
+        snprintf(buf, size, "%s in %s%.17g, %.17g%s", kind, d->lo_open ? "(" : "[", d->lo, d->hi,
+                 d->hi_open ? ")" : "]");
+}
+
 static int check_value(double v, int exact, const struct ats_domain *dom, int64_t begin,
                        int64_t len, struct ats_parse_diag *diag) {
     diag_set(diag, begin, len, v);

@@ -332,3 +332,25 @@ int ats_writer_end_record(struct ats_writer *w) {
         ATS_ERROR(ATS_STATUS_EIO, "write error on the output stream");
     return ATS_STATUS_OK;
 }
+
+int ats_writer_record(struct ats_writer *w, const struct ats_record *r) {
+    ATS_ASSERT(w && r);
+    for (int64_t i = 0; i < r->count; i++) {
+        const struct ats_field *f = &r->field[i];
+        if (f->type == ATS_FIELD_STRING) {
+            ats_writer_string(w, f->key, f->s);
+        } else if (f->csv_format && w->fmt == ATS_FORMAT_CSV) {
+            char buf[64];
+            if (f->type == ATS_FIELD_INT)
+                snprintf(buf, sizeof buf, f->csv_format, (long long)f->i);
+            else
+                snprintf(buf, sizeof buf, f->csv_format, f->d);
+            put_text(w, f->key, buf);
+        } else if (f->type == ATS_FIELD_INT) {
+            ats_writer_int(w, f->key, f->i);
+        } else {
+            ats_writer_double(w, f->key, f->d);
+        }
+    }
+    return ats_writer_end_record(w);
+}

@@ -30,20 +30,6 @@ static const char main_help[] =
     "Results go to stdout as JSON Lines (default) or CSV (--format csv); diagnostics to stderr.\n"
     "Exit status: 0 success, 1 runtime failure, 2 usage error.\n";
 
-struct command {
-    const char *name;
-    int (*run)(int argc, char **argv);
-};
-
-static const struct command commands[] = {
-    {"simplex", cmd_simplex},
-    {"phase", cmd_phase},
-    {"policies", cmd_policies},
-    {"diagnose", cmd_diagnose},
-    {"query", cmd_query},
-    {"reproduce", cmd_reproduce},
-};
-
 int main(int argc, char **argv) {
     if (argc < 2) {
         fputs(main_help, stderr);
@@ -58,10 +44,11 @@ int main(int argc, char **argv) {
         fputs(ats_build_info(), stdout);
         return CLI_EXIT_OK;
     }
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
-        if (strcmp(cmd, commands[i].name) == 0)
-            return commands[i].run(argc - 1, argv + 1);
-    }
+    const struct ats_command *c = ats_command_find(cmd);
+    if (c && c->operand)
+        return cli_run_reproduce(c, argc - 1, argv + 1);
+    if (c)
+        return cli_run_records(c, argc - 1, argv + 1);
     fprintf(stderr, "attnscale: unknown command '%s'\nTry 'attnscale --help'.\n", cmd);
     return CLI_EXIT_USAGE;
 }

@@ -1,40 +1,20 @@
 /*
- * cli.c: the services every attnscale subcommand uses (see cli.h).
+ * cli.c: the services every attnscale command uses (see cli.h): messages and exit codes, and
+ * the one option parser, driven by the library's option tables (struct ats_option), that
+ * builds the getopt_long table and the --help text and fills a command's spec.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
-
-static char last_error[512];
-
-static void remember_error(const char *reason, const char *file, int line, int status) {
-    (void)file;
-    (void)line;
-    (void)status;
-    snprintf(last_error, sizeof last_error, "%s", reason);
-}
-
-const char *cli_last_error(void) {
-    return last_error;
-}
-
-void cli_init(struct cli *c, const char *cmd) {
-    memset(c, 0, sizeof *c);
-    c->cmd = cmd;
-    c->verbosity = 2;
-    c->format = ATS_FORMAT_JSON;
-    c->seed = 1;
-    ats_set_error_handler(remember_error);
-    optind = 1;
-    opterr = 0; // the CLI words its own messages
-}
 
 // "attnscale CMD: MESSAGE\n" on stderr.
 static void vmessage(const struct cli *c, const char *fmt, va_list ap) {
@@ -69,54 +49,73 @@ void cli_msg(const struct cli *c, int level, const char *fmt, ...) {
     va_end(ap);
 }
 
-int cli_common_option(struct cli *c, int opt, const char *arg, const char *help) {
-    switch (opt) {
-    case CLI_OPT_FORMAT:
-        if (strcmp(arg, "json") == 0)
-            c->format = ATS_FORMAT_JSON;
-        else if (strcmp(arg, "csv") == 0)
-            c->format = ATS_FORMAT_CSV;
-        else
-            cli_usage(c, "--format: '%s' is not json or csv", arg);
-        return 1;
-    case CLI_OPT_OUTPUT:
-        if (!arg[0])
-            cli_usage(c, "--output: empty file name");
-        c->output = arg;
-        return 1;
-    case CLI_OPT_SEED:
-    case CLI_OPT_THREADS: {
-        const struct ats_domain seed = {0, (double)ATS_INT_EXACT_MAX, 0, 0, 1};
-        const struct ats_domain threads = {1, 4096, 0, 0, 1};
-        const char *name = opt == CLI_OPT_SEED ? "seed" : "threads";
-        struct ats_values v;
-        cli_values(c, &v, name, arg, opt == CLI_OPT_SEED ? &seed : &threads);
-        if (v.count != 1) {
-            ats_values_clear(&v);
-            cli_usage(c, "--%s takes one value", name);
-        }
-        if (opt == CLI_OPT_SEED)
-            c->seed = (uint64_t)v.v[0];
-        else
-            c->threads = (int)v.v[0];
-        ats_values_clear(&v);
-        return 1;
-    }
-    case CLI_OPT_HELP:
-        fputs(help, stdout);
-        fputs(CLI_COMMON_HELP, stdout);
-        exit(CLI_EXIT_OK);
-    case 'q':
-        c->verbosity = c->verbosity > 0 ? c->verbosity - 1 : 0;
-        return 1;
-    case 'v':
-        c->verbosity = c->verbosity < 4 ? c->verbosity + 1 : 4;
-        return 1;
-    }
-    return 0;
+void cli_status(const struct cli *c, int status) {
+    const char *why = ats_last_error()[0] ? ats_last_error() : ats_strerror(status);
+    if (status == ATS_STATUS_EARG)
+        cli_usage(c, "%s", why);
+    cli_fail(c, "%s", why);
 }
 
-void cli_bad_option(const struct cli *c, int opt, char **argv) {
+// ----------------------------------------------------------------------------
+// Options
+
+// Long option ids: the command's options from OPT_TABLE, the common ones below it.
+enum {
+    OPT_FORMAT = 1000,
+    OPT_OUTPUT,
+    OPT_HELP,
+    OPT_TABLE = 1100,
+};
+
+static const char common_help[] =
+    "Output:\n"
+    "  --format json|csv   JSON Lines, one object per record (default), or CSV with a header\n"
+    "  --output FILE       write the records to FILE instead of stdout\n"
+    "  -q, --quiet         less on stderr (repeatable); -v, --verbose more\n"
+    "  --help              this help\n"
+    "\n"
+    "Numeric options take one value, a list a,b,c or a range lo:hi:k (k evenly spaced\n"
+    "values, both ends included; lo:hi:k:log spaces them evenly in log, rounding to integers\n"
+    "for integer options); one record is written per combination.\n"
+    "\n"
+    "Exit status: 0 success, 1 runtime failure, 2 usage error.\n";
+
+// The help text: usage, what the command computes, its options by section, its records.
+static void print_help(const struct ats_command *cmd) {
+    printf("%s\n%s\n", cmd->usage, cmd->doc);
+    for (int64_t i = 0; i < cmd->noptions; i++) {
+        const struct ats_option *o = &cmd->options[i];
+        if (o->kind == ATS_OPTION_ARRAY)
+            continue;
+        if (o->section)
+            printf("%s%s:\n", i ? "\n" : "", o->section);
+        else if (i == 0)
+            printf("Options:\n");
+        char head[64];
+        snprintf(head, sizeof head, "  --%s%s%s", o->name, o->metavar ? " " : "",
+                 o->metavar ? o->metavar : "");
+        // The help's first line beside the name (or below it when the name is long), the
+        // others indented under it.
+        const int col = 22;
+        const char *h = o->help;
+        int len = (int)strlen(head);
+        if (len + 1 > col)
+            printf("%s\n%*s", head, col, "");
+        else
+            printf("%-*s", col, head);
+        for (const char *e; *h; h = e + 1) {
+            e = strchr(h, '\n');
+            if (!e)
+                e = h + strlen(h) - 1;
+            printf("%.*s\n", (int)(e - h), h);
+            if (e[1])
+                printf("%*s", col, "");
+        }
+    }
+    printf("\n%s\n%s", cmd->records, common_help);
+}
+
+static void bad_option(const struct cli *c, int opt, char **argv) {
     // A short option (possibly inside a cluster such as -xq) is named by optopt; a long one
     // by the argument getopt_long stopped at.
     char shortname[3] = {'-', (char)optopt, '\0'};
@@ -126,121 +125,181 @@ void cli_bad_option(const struct cli *c, int opt, char **argv) {
     cli_usage(c, "unknown option '%s'", name);
 }
 
-// "[0, 1)", "an integer >= 2", "> 0", ... from a domain.
-static void describe_domain(char *buf, size_t size, const struct ats_domain *d) {
-    const char *kind = d->integer ? "an integer" : "a number";
-    if (d->integer && d->hi == (double)ATS_INT_EXACT_MAX && !d->hi_open) {
-        snprintf(buf, size, "%s in [%.17g, 2^53]", kind, d->lo);
-        return;
-    }
-    if (isinf(d->lo) && isinf(d->hi))
-        snprintf(buf, size, "%s", kind);
-    else if (isinf(d->hi))
-        snprintf(buf, size, "%s %s %.17g", kind, d->lo_open ? ">" : ">=", d->lo);
-    else if (isinf(d->lo))
-        snprintf(buf, size, "%s %s %.17g", kind, d->hi_open ? "<" : "<=", d->hi);
-    else
-        snprintf(buf, size, "%s in %s%.17g, %.17g%s", kind, d->lo_open ? "(" : "[", d->lo, d->hi,
-                 d->hi_open ? ")" : "]");
-}
-
-void cli_values(const struct cli *c, struct ats_values *v, const char *name, const char *text,
-                const struct ats_domain *dom) {
+// Parses the value of option --name; any failure is a usage error naming the option, the
+// offending item and the accepted values.
+static void parse_values(const struct cli *c, struct ats_values *v, const char *name,
+                         const char *text, const struct ats_domain *dom) {
     struct ats_parse_diag diag = {0, 0, NAN};
-    last_error[0] = '\0';
     int rc = ats_values_parse(v, text, dom, &diag);
     if (rc == ATS_STATUS_OK)
         return;
     char accepted[128];
-    describe_domain(accepted, sizeof accepted, dom);
+    ats_domain_describe(accepted, sizeof accepted, dom);
     if (rc == ATS_STATUS_ENOMEM)
         cli_fail(c, "--%s: %s", name, ats_strerror(rc));
     cli_usage(c, "--%s: '%.*s': %s (accepted: %s; or a list a,b,c or a range lo:hi:k)", name,
-              (int)diag.length, text + diag.offset, last_error[0] ? last_error : ats_strerror(rc),
-              accepted);
+              (int)diag.length, text + diag.offset, ats_last_error(), accepted);
 }
 
-void cli_begin(struct cli *c, int argc, char **argv) {
+// One option's value into its target in spec.
+static void set_option(const struct cli *c, const struct ats_option *o, void *spec,
+                       const char *arg) {
+    char *t = (char *)spec + o->offset;
+    switch (o->kind) {
+    case ATS_OPTION_VALUES: {
+        // A repeated option replaces its earlier value, as getopt users expect.
+        struct ats_values *v = (struct ats_values *)(void *)t;
+        ats_values_clear(v);
+        parse_values(c, v, o->name, arg, &o->domain);
+        break;
+    }
+    case ATS_OPTION_NUMBER: {
+        struct ats_values v;
+        parse_values(c, &v, o->name, arg, &o->domain);
+        double x = v.v[0];
+        int64_t count = v.count;
+        ats_values_clear(&v);
+        if (count != 1)
+            cli_usage(c, "--%s takes one value", o->name);
+        memcpy(t, &x, sizeof x);
+        break;
+    }
+    case ATS_OPTION_CHOICE: {
+        int n = 0, found = -1;
+        for (; o->choices[n]; n++)
+            if (strcmp(arg, o->choices[n]) == 0)
+                found = n;
+        if (found < 0) {
+            char list[256] = "";
+            for (int i = 0; i < n; i++)
+                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
+                         i == 0 ? "" : i == n - 1 ? " or " : ", ", o->choices[i]);
+            cli_usage(c, "--%s: '%s' is not %s", o->name, arg, list);
+        }
+        memcpy(t, &found, sizeof found);
+        break;
+    }
+    case ATS_OPTION_FLAG: {
+        int one = 1;
+        memcpy(t, &one, sizeof one);
+        break;
+    }
+    case ATS_OPTION_TEXT:
+        if (!arg[0])
+            cli_usage(c, "--%s: empty value", o->name);
+        memcpy(t, &arg, sizeof arg);
+        break;
+    case ATS_OPTION_ARRAY:
+        break;
+    }
+}
+
+void cli_parse(struct cli *c, const struct ats_command *cmd, void *spec, const char **operand,
+               int argc, char **argv) {
+    memset(c, 0, sizeof *c);
+    c->cmd = cmd->name;
+    c->verbosity = 2;
+    c->format = ATS_FORMAT_JSON;
+    cmd->spec_default(spec);
+    struct option *opts = calloc((size_t)cmd->noptions + 7, sizeof *opts);
+    if (!opts)
+        cli_fail(c, "out of memory");
+    int k = 0;
+    for (int64_t i = 0; i < cmd->noptions; i++) {
+        const struct ats_option *o = &cmd->options[i];
+        if (o->kind == ATS_OPTION_ARRAY)
+            continue;
+        opts[k++] = (struct option){o->name, o->kind == ATS_OPTION_FLAG ? no_argument
+                                                                         : required_argument,
+                                    NULL, OPT_TABLE + (int)i};
+    }
+    opts[k++] = (struct option){"format", required_argument, NULL, OPT_FORMAT};
+    opts[k++] = (struct option){"output", required_argument, NULL, OPT_OUTPUT};
+    opts[k++] = (struct option){"help", no_argument, NULL, OPT_HELP};
+    opts[k++] = (struct option){"quiet", no_argument, NULL, 'q'};
+    opts[k++] = (struct option){"verbose", no_argument, NULL, 'v'};
+    optind = 1;
+    opterr = 0; // the CLI words its own messages
+    int opt;
+    // A leading colon: getopt_long reports a missing value as ':'.
+    while ((opt = getopt_long(argc, argv, ":qv", opts, NULL)) != -1) {
+        switch (opt) {
+        case OPT_FORMAT:
+            if (strcmp(optarg, "json") == 0)
+                c->format = ATS_FORMAT_JSON;
+            else if (strcmp(optarg, "csv") == 0)
+                c->format = ATS_FORMAT_CSV;
+            else
+                cli_usage(c, "--format: '%s' is not json or csv", optarg);
+            break;
+        case OPT_OUTPUT:
+            if (!optarg[0])
+                cli_usage(c, "--output: empty file name");
+            c->output = optarg;
+            break;
+        case OPT_HELP:
+            print_help(cmd);
+            exit(CLI_EXIT_OK);
+        case 'q':
+            c->verbosity = c->verbosity > 0 ? c->verbosity - 1 : 0;
+            break;
+        case 'v':
+            c->verbosity = c->verbosity < 4 ? c->verbosity + 1 : 4;
+            break;
+        default:
+            if (opt >= OPT_TABLE && opt < OPT_TABLE + cmd->noptions) {
+                set_option(c, &cmd->options[opt - OPT_TABLE], spec, optarg);
+                break;
+            }
+            bad_option(c, opt, argv);
+        }
+    }
+    free(opts);
+    *operand = NULL;
+    if (cmd->operand && optind == argc - 1)
+        *operand = argv[optind++];
+    else if (cmd->operand)
+        optind = argc; // none, or several: the command names the problem
     if (optind < argc)
         cli_usage(c, "unexpected argument '%s'", argv[optind]);
-    if (c->output) {
-        c->out = fopen(c->output, "w");
-        if (!c->out)
-            cli_fail(c, "cannot open '%s' for writing: %s", c->output, strerror(errno));
-    } else {
-        c->out = stdout;
-    }
-    int rc = ats_writer_alloc(&c->writer, c->out, c->format);
-    if (rc != ATS_STATUS_OK)
-        cli_fail(c, "%s", ats_strerror(rc));
 }
 
-void cli_end_record(struct cli *c) {
-    int rc = ats_writer_end_record(c->writer);
-    if (rc != ATS_STATUS_OK)
-        cli_fail(c, "writing %s: %s", c->output ? c->output : "stdout",
-                 last_error[0] ? last_error : ats_strerror(rc));
+void cli_spec_clear(const struct ats_command *cmd, void *spec) {
+    for (int64_t i = 0; i < cmd->noptions; i++)
+        if (cmd->options[i].kind == ATS_OPTION_VALUES)
+            ats_values_clear((struct ats_values *)(void *)((char *)spec + cmd->options[i].offset));
 }
 
-int cli_finish(struct cli *c) {
-    ats_writer_free(c->writer);
-    c->writer = NULL;
-    int bad = fflush(c->out) != 0 || ferror(c->out);
-    if (c->out != stdout)
-        bad |= fclose(c->out) != 0;
-    if (bad)
-        cli_fail(c, "writing %s failed", c->output ? c->output : "stdout");
-    return CLI_EXIT_OK;
-}
+// ----------------------------------------------------------------------------
+// Progress
 
-int cli_grid_next(int64_t *idx, const struct ats_values *const *axes, int k) {
-    for (int i = k - 1; i >= 0; i--) {
-        if (++idx[i] < axes[i]->count)
-            return 1;
-        idx[i] = 0;
-    }
-    return 0;
-}
-
-void cli_mean_se(double *mean, double *se, const double *first, int64_t m, size_t stride) {
-    const char *base = (const char *)first;
-    double s = 0, v = 0;
-    for (int64_t i = 0; i < m; i++)
-        s += *(const double *)(base + (size_t)i * stride);
-    *mean = s / (double)m;
-    for (int64_t i = 0; i < m; i++) {
-        double dv = *(const double *)(base + (size_t)i * stride) - *mean;
-        v += dv * dv;
-    }
-    *se = m >= 2 ? sqrt(v / (double)(m - 1) / (double)m) : NAN;
-}
-
-double cli_now(void) {
+static double now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-void cli_scale_option(const struct cli *c, struct ats_values *scale, enum ats_scale *kind,
-                      int *have, enum ats_scale given, const char *text) {
-    static const struct ats_domain dom_nonneg = {0, HUGE_VAL, 0, 0, 0};
-    if (*have && given != *kind)
-        cli_usage(c, "--gamma and --beta are exclusive: give one of them");
-    *kind = given;
-    *have = 1;
-    ats_values_clear(scale);
-    cli_values(c, scale, given == ATS_SCALE_GAMMA ? "gamma" : "beta", text, &dom_nonneg);
+void cli_progress_init(struct cli_progress *p, const struct cli *c) {
+    p->on = c->verbosity >= 2 && isatty(2);
+    p->start = p->last = now();
 }
 
-void cli_check_gamma(const struct cli *c, enum ats_scale kind, const struct ats_values *scale,
-                     const struct ats_values *n) {
-    if (kind != ATS_SCALE_GAMMA)
+void cli_progress_show(struct cli_progress *p, const struct cli *c, const struct ats_run *run,
+                       int final) {
+    if (!p->on)
         return;
-    double gmax = 0, nmax = 0;
-    for (int64_t i = 0; i < scale->count; i++)
-        gmax = fmax(gmax, scale->v[i]);
-    for (int64_t i = 0; i < n->count; i++)
-        nmax = fmax(nmax, n->v[i]);
-    if (!isfinite(gmax * log(nmax)))
-        cli_usage(c, "--gamma: %g log %g overflows beta", gmax, nmax);
+    double t = now();
+    if (!final && t - p->last < 0.25)
+        return;
+    p->last = t;
+    double done, total;
+    ats_run_progress(run, &done, &total);
+    double el = t - p->start, frac = total > 0 ? fmin(done / total, 1) : 0;
+    char eta[48] = "";
+    if (!final && frac > 0 && el > 1)
+        snprintf(eta, sizeof eta, ", ETA %.0f s", el * (1 - frac) / frac);
+    fprintf(stderr, "\rattnscale %s: %3.0f%% (%.0f/%.0f), %.1f s%s%12s", c->cmd, 100 * frac,
+            done, total, el, eta, "");
+    if (final)
+        fputc('\n', stderr);
 }

@@ -17,6 +17,8 @@
 #include "experiments/run.h"
 
 #define S struct ats_policies_spec
+// One option per entry, in the order of the help (kept out of clang-format's way).
+// clang-format off
 static const struct ats_option options[] = {
     {"policy", ATS_OPTION_TEXT, OPT_OFF(S, policy), DOM_NONE, NULL, "NAMES",
      "policies by name, comma-separated, or all (default all)\n", "Options"},
@@ -35,6 +37,7 @@ static const struct ats_option options[] = {
     OPTIONS_POLICY_PARAMS(S),
     OPTIONS_SEED_THREADS(S),
 };
+// clang-format on
 #undef S
 
 static void spec_default(void *spec) {
@@ -44,15 +47,15 @@ static void spec_default(void *spec) {
 
 struct state {
     int list;
-    int64_t next;          // the next record: a policy id (list) or s * npts + k
+    int64_t next; // the next record: a policy id (list) or s * npts + k
     int finished;
     // The points and their values (not list): vals[s * npts + k], s over the nser series.
-    int64_t *ids, np;      // the chosen policies
+    int64_t *ids, np; // the chosen policies
     int64_t *pn, *pp, npts;
     struct ats_policy_value *vals;
     int64_t nser;
-    int combine, x_is_n;   // x_is_n: the plot's x axis is n (else pos + 1)
-    char combined[1024];   // the joined name with combine ("a+b+c")
+    int combine, x_is_n; // x_is_n: the plot's x axis is n (else pos + 1)
+    char combined[1024]; // the joined name with combine ("a+b+c")
     struct ats_policy_params params;
     const char *plot;
 };
@@ -75,12 +78,12 @@ static const char *series_name(const struct state *s, int64_t i) {
 // ----------------------------------------------------------------------------
 // The figure: one line per series against n (or pos + 1), 10 colours, then dashed.
 
-#define NEED(p)                                                                                \
-    do {                                                                                       \
-        if (!(p)) {                                                                            \
-            figure_free(f);                                                                    \
-            ATS_ERROR(ATS_STATUS_ENOMEM, "--plot: out of memory");                             \
-        }                                                                                      \
+#define NEED(p)                                                                                    \
+    do {                                                                                           \
+        if (!(p)) {                                                                                \
+            figure_free(f);                                                                        \
+            ATS_ERROR(ATS_STATUS_ENOMEM, "--plot: out of memory");                                 \
+        }                                                                                          \
     } while (0)
 
 static int finish_plot(struct ats_run *run, const struct state *s) {
@@ -99,8 +102,8 @@ static int finish_plot(struct ats_run *run, const struct state *s) {
             y[i * npts + k] = s->vals[i * npts + k].multiplier;
         const char *label = figure_printf(f, "%s", series_name(s, i));
         NEED(label);
-        ser[i] = (struct ats_plot_series){x, y + i * npts, NULL, npts, label, (int)(i / 10 % 2),
-                                          (int)(i % 10)};
+        ser[i] = (struct ats_plot_series){x,     y + i * npts,      NULL,         npts,
+                                          label, (int)(i / 10 % 2), (int)(i % 10)};
     }
     struct ats_figure *fig = &f->f;
     fig->heatmap = 0;
@@ -171,8 +174,7 @@ static int next(struct ats_run *run, void *state, struct ats_record *rec) {
         list_record(rec, ats_policy_get(i));
     } else {
         int64_t k = i % s->npts;
-        value_record(rec, series_name(s, i / s->npts), s->pn[k], s->pp[k], &s->vals[i],
-                     &s->params);
+        value_record(rec, series_name(s, i / s->npts), s->pn[k], s->pp[k], &s->vals[i], &s->params);
     }
     run->done = (double)s->next;
     return ATS_STATUS_OK;
@@ -205,8 +207,8 @@ static int parse_policies(struct state *s, const char *text) {
         size_t len = e ? (size_t)(e - p) : strlen(p);
         char name[64];
         if (len == 0 || len >= sizeof name)
-            ATS_ERROR(ATS_STATUS_EARG,
-                      "--policy: '%s' is not a list of policy names (%s, or all)", text, known);
+            ATS_ERROR(ATS_STATUS_EARG, "--policy: '%s' is not a list of policy names (%s, or all)",
+                      text, known);
         memcpy(name, p, len);
         name[len] = '\0';
         int64_t id = ats_policy_find(name);
@@ -222,7 +224,8 @@ static int parse_policies(struct state *s, const char *text) {
 }
 
 // The (n, pos) points: both lists crossed (n outer), or one derived from the other.
-static int make_points(struct state *s, const struct ats_values *nv, const struct ats_values *posv) {
+static int make_points(struct state *s, const struct ats_values *nv,
+                       const struct ats_values *posv) {
     int64_t nn = nv->count ? nv->count : 1, npos = posv->count ? posv->count : 1;
     if (nn > INT64_MAX / npos)
         ATS_ERROR(ATS_STATUS_ENOMEM, "out of memory");

@@ -21,6 +21,8 @@
 static const char *const samplers[] = {"exact", "ppp", NULL};
 
 #define S struct ats_query_spec
+// One option per entry, in the order of the help (kept out of clang-format's way).
+// clang-format off
 static const struct ats_option options[] = {
     {"d", ATS_OPTION_VALUES, OPT_OFF(S, d), {2, 1e6, 0, 0, 1}, NULL, "D",
      "dimension, an integer >= 2\n", "Options"},
@@ -40,6 +42,7 @@ static const struct ats_option options[] = {
      "add the predictions: *_theory keys (see below)\n", NULL},
     OPTIONS_SEED_THREADS(S),
 };
+// clang-format on
 #undef S
 
 static void spec_default(void *spec) {
@@ -98,8 +101,8 @@ static void theory_record(struct ats_record *rec, const struct state *s, int64_t
 // Trials [0, trials) of p into tr, in batches (progress and cancellation between them).
 static int run_trials(struct ats_run *run, struct ats_query_trial *tr,
                       const struct ats_query_params *p, int64_t trials) {
-    int64_t batch = p->sampler == ATS_SAMPLER_EXACT ? (int64_t)fmax(1, 1e8 / fmax(p->n, 1))
-                                                    : trials;
+    int64_t batch =
+        p->sampler == ATS_SAMPLER_EXACT ? (int64_t)fmax(1, 1e8 / fmax(p->n, 1)) : trials;
     for (int64_t t0 = 0; t0 < trials; t0 += batch) {
         int rc = run_check_cancel(run);
         if (rc != ATS_STATUS_OK)

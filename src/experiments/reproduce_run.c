@@ -171,12 +171,14 @@ static int run_trials(struct ats_run *run, const struct state *s, struct ats_que
     return ATS_STATUS_OK;
 }
 
+// The regime diagram's n (THEORY.md 3.7 lists 1e3 to 1e6; --quick stops at 1e5).
+static const double ns_full[4] = {1e3, 1e4, 1e5, 1e6}, ns_quick[3] = {1e3, 1e4, 1e5};
+
 // Figure 1 data: E[w1] and E[H] against tau' for several n, and the critical limit, at the
 // step's d (index id of 3, 4, 6). Series 0..nn-1: finite n (exact sampler); nn: the PPP limit
 // (w1 by the exact integral, H by Monte Carlo).
 static int regime_compute(struct ats_run *run, struct state *s, int id) {
     static const int64_t ds[3] = {3, 4, 6};
-    static const double ns_full[4] = {1e3, 1e4, 1e5, 1e6}, ns_quick[3] = {1e3, 1e4, 1e5};
     const double *ns = s->quick ? ns_quick : ns_full;
     int nn = s->quick ? 3 : 4, ntau = s->quick ? 9 : 17;
     int64_t trials = s->quick ? 200 : 1000, ppp_trials = s->quick ? 500 : 4000;
@@ -235,7 +237,6 @@ static int regime_compute(struct ats_run *run, struct state *s, int id) {
 
 // The w1 (pass 0) or entropy (pass 1) figure of the regime data in s.
 static int regime_figure(struct state *s, int pass) {
-    static const double ns_full[4] = {1e3, 1e4, 1e5, 1e6}, ns_quick[3] = {1e3, 1e4, 1e5};
     const double *ns = s->quick ? ns_quick : ns_full;
     const int nn = s->nn, ntau = s->ntau;
     const int64_t d = s->d, cells = (int64_t)ntau * (nn + 1);

@@ -1,6 +1,7 @@
 # attnscale: one GNU Makefile for the library, the CLI, tests and benchmarks.
 #
-#   make              build build/libattnscale.a and build/attnscale
+#   make              build build/libattnscale.a, build/attnscale and (with python3-config)
+#                     the Python package in build/python (PYTHONPATH=build/python)
 #   make run          install missing Debian packages, build, run the main job into out/
 #   make test         install missing Debian packages, build, run every test (~1 min)
 #   make check        the tests again under AddressSanitizer + UndefinedBehaviorSanitizer
@@ -54,14 +55,16 @@ BENCH_SRC := $(sort $(wildcard bench/bench_*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 # Debian packages the build and the tests need (the set-up contract of DESIGN.md).
-RUN_PKGS  := make gcc pkg-config libopenblas-dev libcairo2-dev libcjson-dev fonts-dejavu-core
-# The tests also write .npy fixtures with NumPy and run scripts/dump_scores.py on PyTorch.
-TEST_PKGS := $(RUN_PKGS) python3-numpy python3-torch
+RUN_PKGS  := make gcc pkg-config libopenblas-dev libcairo2-dev libcjson-dev fonts-dejavu-core \
+             python3-dev
+# The tests also write .npy fixtures with NumPy and run scripts/dump_scores.py on PyTorch;
+# the Python package's tests run under pytest (matplotlib: the examples/ script).
+TEST_PKGS := $(RUN_PKGS) python3-numpy python3-torch python3-pytest python3-matplotlib
 FUZZ_PKGS := clang libclang-rt-dev
 BENCH_PKGS := python3-numpy python3-torch
 
-.PHONY: all lib cli deps test-deps run test check test-long bench fuzz format clean tests
-all: lib cli
+.PHONY: all lib cli python deps test-deps run test check test-long bench fuzz format clean tests
+all: lib cli python
 
 lib: $(BUILD)/libattnscale.a
 cli: $(BUILD)/attnscale
@@ -102,7 +105,62 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libattnscale.a
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) $< $(BUILD)/libattnscale.a $(LIBS) -o $@
 
-tests: all $(TEST_BIN)
+# ----------------------------------------------------------------------------
+# The Python package (DESIGN.md, Python contract): python/attnscale/_ext.c linked with a
+# position-independent copy of the library (build/pic; the CLI's objects stay non-PIC) into
+# build/python/attnscale/, next to __init__.py. Debian's interpreter by default (the tests'
+# NumPy and pytest are Debian's); PYTHON=... picks another.
+PYTHON        ?= $(if $(wildcard /usr/bin/python3),/usr/bin/python3,python3)
+PYTHON_CONFIG ?= $(PYTHON)-config
+PY_SUFFIX := $(shell $(PYTHON_CONFIG) --extension-suffix 2>/dev/null)
+PY_INC    := $(patsubst -I%,-isystem %,$(shell $(PYTHON_CONFIG) --includes 2>/dev/null))
+PIC_OBJ   := $(LIB_SRC:%.c=$(BUILD)/pic/%.o)
+PY_EXT    := $(BUILD)/python/attnscale/_ext$(PY_SUFFIX)
+PY_SRC    := $(sort $(wildcard python/attnscale/*.py))
+PY_FILES  := $(PY_SRC:python/%=$(BUILD)/python/%)
+PY_TEST   := $(BUILD)/tests/test_python
+
+ifneq ($(PY_SUFFIX),)
+python: $(PY_EXT) $(PY_FILES)
+else
+PY_TEST   :=
+python:
+	@echo "python: $(PYTHON_CONFIG) not found (Debian: apt-get install python3-dev): the Python package is not built"
+endif
+
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -fPIC -MMD -MP -c $< -o $@
+
+$(BUILD)/pic/src/core/build_info.o: $(BUILD)/gen/buildinfo.h
+$(BUILD)/pic/src/core/build_info.o: ALL_CPPFLAGS += -I$(BUILD)/gen
+
+$(BUILD)/pic/libattnscale.a: $(PIC_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/pic/python/attnscale/_ext.o: python/attnscale/_ext.c include/attnscale.h
+	@mkdir -p $(@D)
+	$(CC) -Iinclude $(PY_INC) $(CPPFLAGS) $(ALL_CFLAGS) -fPIC -c $< -o $@
+
+# --exclude-libs keeps the library's symbols inside the module (only PyInit__ext is exported).
+$(PY_EXT): $(BUILD)/pic/python/attnscale/_ext.o $(BUILD)/pic/libattnscale.a
+	@mkdir -p $(@D)
+	$(CC) -shared $(ALL_CFLAGS) $(LDFLAGS) $< $(BUILD)/pic/libattnscale.a $(LIBS) \
+	  -Wl,--exclude-libs,ALL -o $@
+
+$(BUILD)/python/attnscale/%.py: python/attnscale/%.py
+	@mkdir -p $(@D)
+	cp $< $@
+
+# make test counts the pytest results through this wrapper (tests/python/run.sh).
+$(PY_TEST): tests/python/run.sh
+	@mkdir -p $(@D)
+	@printf '#!/bin/sh\nexec sh "%s/tests/python/run.sh" "%s" "%s" "%s"\n' "$(CURDIR)" \
+	  "$(abspath $(BUILD))" "$(PYTHON)" "$(CURDIR)" > $@
+	@chmod +x $@
+
+tests: all $(TEST_BIN) $(PY_TEST)
 
 run: deps
 	@$(MAKE) --no-print-directory all
@@ -146,4 +204,4 @@ format:
 clean:
 	rm -rf build build-check
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(PIC_OBJ:.o=.d)

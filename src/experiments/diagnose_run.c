@@ -581,10 +581,9 @@ static int run_alloc(struct ats_run **out, const void *spec_) {
         return rc;
     }
     int64_t rows = s->rows;
-    rc = run_new(out, &ops, s);
+    rc = run_new(out, &ops, s, (double)rows);
     if (rc != ATS_STATUS_OK)
         return rc;
-    (*out)->total = (double)rows;
     (*out)->columns = columns;
     (*out)->ncolumns = (int64_t)(sizeof columns / sizeof columns[0]);
     return ATS_STATUS_OK;

@@ -46,14 +46,6 @@ int grid_plot_check(int64_t *total, const char *path, const struct grid *g) {
     return ATS_STATUS_OK;
 }
 
-#define NEED(p)                                                                                \
-    do {                                                                                       \
-        if (!(p)) {                                                                            \
-            figure_free(f);                                                                    \
-            ATS_ERROR(ATS_STATUS_ENOMEM, "--plot: out of memory");                             \
-        }                                                                                      \
-    } while (0)
-
 int grid_plot_figure(struct figure **out, const struct grid *g, const char *title,
                      const char *zlabel, double zlo, double zhi, const double *z,
                      const double *zerr) {
@@ -61,9 +53,9 @@ int grid_plot_figure(struct figure **out, const struct grid *g, const char *titl
     const int ax_scale = g->naxes - 1;
     const struct ats_values *rho = g->axes[g->ax_rho], *scale = g->axes[ax_scale];
     struct figure *f = figure_new(NULL);
-    NEED(f);
+    FIGURE_NEED(f);
     struct ats_figure *fig = &f->f;
-    NEED(fig->axes.title = figure_printf(f, "%s", title));
+    FIGURE_NEED(fig->axes.title = figure_printf(f, "%s", title));
     if (rho->count > 1) {
         // Records run rho-major, scale-minor: z[ir * nscale + is]; the map wants rows of rho.
         int64_t nx = rho->count, ny = scale->count;
@@ -73,7 +65,7 @@ int grid_plot_figure(struct figure **out, const struct grid *g, const char *titl
         double *cx = figure_alloc(f, (size_t)nx * sizeof *cx);
         double *cy = figure_alloc(f, (size_t)nx * sizeof *cy);
         struct ats_plot_series *crit = figure_alloc(f, sizeof *crit);
-        NEED(zt && x && y && cx && cy && crit);
+        FIGURE_NEED(zt && x && y && cx && cy && crit);
         for (int64_t ir = 0; ir < nx; ir++)
             for (int64_t is = 0; is < ny; is++)
                 zt[is * nx + ir] = z[ir * ny + is];
@@ -87,7 +79,7 @@ int grid_plot_figure(struct figure **out, const struct grid *g, const char *titl
         fig->axes.xlabel = "rho";
         fig->axes.ylabel = sname;
         fig->heatmap = 1;
-        NEED(fig->map.zlabel = figure_printf(f, "%s", zlabel));
+        FIGURE_NEED(fig->map.zlabel = figure_printf(f, "%s", zlabel));
         fig->map.z = zt;
         fig->map.x = x;
         fig->map.y = y;
@@ -108,7 +100,7 @@ int grid_plot_figure(struct figure **out, const struct grid *g, const char *titl
         double *y = figure_alloc(f, (size_t)(others * ns) * sizeof *y);
         double *e = zerr ? figure_alloc(f, (size_t)(others * ns) * sizeof *e) : NULL;
         int64_t idx[16] = {0};
-        NEED(ser && x && y && (e || !zerr) && g->naxes <= 16);
+        FIGURE_NEED(ser && x && y && (e || !zerr) && g->naxes <= 16);
         memcpy(x, scale->v, (size_t)ns * sizeof *x);
         memcpy(y, z, (size_t)(others * ns) * sizeof *y);
         if (zerr)
@@ -121,14 +113,14 @@ int grid_plot_figure(struct figure **out, const struct grid *g, const char *titl
                              lab[0] ? ", " : "", g->names[a], g->axes[a]->v[idx[a]]);
             char *label = NULL;
             if (lab[0])
-                NEED(label = figure_printf(f, "%s", lab));
+                FIGURE_NEED(label = figure_printf(f, "%s", lab));
             ser[l] = (struct ats_plot_series){x, y + l * ns, e ? e + l * ns : NULL, ns, label, 0,
                                               (int)(l % 10)};
             idx[ax_scale] = ns - 1; // step the odometer over the other axes only
             grid_next(idx, g->axes, g->naxes);
         }
         fig->axes.xlabel = sname;
-        NEED(fig->axes.ylabel = figure_printf(f, "%s", zlabel));
+        FIGURE_NEED(fig->axes.ylabel = figure_printf(f, "%s", zlabel));
         fig->series = ser;
         fig->nseries = others;
     }

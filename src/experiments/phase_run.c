@@ -486,15 +486,8 @@ static int setup(struct state *s, const struct ats_phase_spec *sp) {
             rc = src[a]->count ? values_copy(&s->ax[a], src[a]) : values_one(&s->ax[a], defaults[a]);
     if (rc != ATS_STATUS_OK)
         return rc;
-    if (s->kind == ATS_SCALE_GAMMA) {
-        double gmax = 0, nmax = 0;
-        for (int64_t i = 0; i < s->ax[AX_SCALE].count; i++)
-            gmax = fmax(gmax, s->ax[AX_SCALE].v[i]);
-        for (int64_t i = 0; i < s->ax[AX_N].count; i++)
-            nmax = fmax(nmax, s->ax[AX_N].v[i]);
-        if (!isfinite(gmax * log(nmax)))
-            ATS_ERROR(ATS_STATUS_EARG, "--gamma: %g log %g overflows beta", gmax, nmax);
-    }
+    if ((rc = gamma_check(s->kind, &s->ax[AX_SCALE], &s->ax[AX_N])) != ATS_STATUS_OK)
+        return rc;
     s->closed = s->config == CFG_SIMPLEX && !(s->want_eta && s->eta == ATS_ETA_HUTCHINSON);
     s->has_rho = s->config == CFG_SIMPLEX || s->config == CFG_ALMOST;
     s->fixed_tokens = s->config == CFG_FILE || s->config == CFG_SIMPLEX;
@@ -546,10 +539,7 @@ static int run_alloc(struct ats_run **out, const void *spec) {
     double points = 1;
     for (int a = 0; a < AX_SCALE; a++)
         points *= (double)s->ax[a].count;
-    rc = run_new(out, &ops, s);
-    if (rc == ATS_STATUS_OK)
-        (*out)->total = points;
-    return rc;
+    return run_new(out, &ops, s, points);
 }
 
 const struct ats_command command_phase = {

@@ -78,22 +78,14 @@ static const char *series_name(const struct state *s, int64_t i) {
 // ----------------------------------------------------------------------------
 // The figure: one line per series against n (or pos + 1), 10 colours, then dashed.
 
-#define NEED(p)                                                                                    \
-    do {                                                                                           \
-        if (!(p)) {                                                                                \
-            figure_free(f);                                                                        \
-            ATS_ERROR(ATS_STATUS_ENOMEM, "--plot: out of memory");                                 \
-        }                                                                                          \
-    } while (0)
-
 static int finish_plot(struct ats_run *run, const struct state *s) {
     const int64_t npts = s->npts, nser = s->nser;
     struct figure *f = figure_new(NULL);
-    NEED(f);
+    FIGURE_NEED(f);
     struct ats_plot_series *ser = figure_alloc(f, (size_t)nser * sizeof *ser);
     double *x = figure_alloc(f, (size_t)npts * sizeof *x);
     double *y = figure_alloc(f, (size_t)(nser * npts) * sizeof *y);
-    NEED(ser && x && y);
+    FIGURE_NEED(ser && x && y);
     // Against the option that varies: the total length n, or the keys the query sees.
     for (int64_t k = 0; k < npts; k++)
         x[k] = s->x_is_n ? (double)s->pn[k] : (double)s->pp[k] + 1;
@@ -101,7 +93,7 @@ static int finish_plot(struct ats_run *run, const struct state *s) {
         for (int64_t k = 0; k < npts; k++)
             y[i * npts + k] = s->vals[i * npts + k].multiplier;
         const char *label = figure_printf(f, "%s", series_name(s, i));
-        NEED(label);
+        FIGURE_NEED(label);
         ser[i] = (struct ats_plot_series){x,     y + i * npts,      NULL,         npts,
                                           label, (int)(i / 10 % 2), (int)(i % 10)};
     }
@@ -332,10 +324,7 @@ static int run_alloc(struct ats_run **out, const void *spec_) {
         return rc;
     }
     double total = s->list ? (double)ats_policy_count() : (double)(s->nser * s->npts);
-    rc = run_new(out, &ops, s);
-    if (rc == ATS_STATUS_OK)
-        (*out)->total = total;
-    return rc;
+    return run_new(out, &ops, s, total);
 }
 
 const struct ats_command command_policies = {

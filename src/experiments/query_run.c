@@ -236,10 +236,7 @@ static int run_alloc(struct ats_run **out, const void *spec_) {
         trials += s->ax[AX_TRIALS].v[i];
     double total = (double)s->ax[AX_D].count * (double)s->ax[AX_N].count *
                    (double)s->ax[AX_SCALE].count * trials;
-    rc = run_new(out, &ops, s);
-    if (rc == ATS_STATUS_OK)
-        (*out)->total = total;
-    return rc;
+    return run_new(out, &ops, s, total);
 }
 
 const struct ats_command command_query = {

@@ -974,10 +974,7 @@ static int run_alloc(struct ats_run **out, const void *spec_) {
         add_step(s, K_BIAS, 0, NULL);
         add_step(s, K_HEAT, 0, NULL);
     }
-    rc = run_new(out, &ops, s);
-    if (rc == ATS_STATUS_OK)
-        (*out)->total = s->nsteps;
-    return rc;
+    return run_new(out, &ops, s, s->nsteps);
 }
 
 const struct ats_command command_reproduce = {

@@ -12,7 +12,7 @@
 #include "core/internal.h"
 #include "experiments/run.h"
 
-int run_new(struct ats_run **out, const struct run_ops *ops, void *state) {
+int run_new(struct ats_run **out, const struct run_ops *ops, void *state, double total) {
     ATS_ASSERT(out && ops);
     struct ats_run *r = ats_malloc(sizeof *r);
     if (!r) {
@@ -22,6 +22,7 @@ int run_new(struct ats_run **out, const struct run_ops *ops, void *state) {
     memset(r, 0, sizeof *r);
     r->ops = ops;
     r->state = state;
+    r->total = total;
     *out = r;
     return ATS_STATUS_OK;
 }
@@ -227,6 +228,19 @@ int values_copy(struct ats_values *dst, const struct ats_values *src) {
 int values_one(struct ats_values *dst, double v) {
     struct ats_values one = {&v, 1};
     return values_copy(dst, &one);
+}
+
+int gamma_check(enum ats_scale kind, const struct ats_values *gamma, const struct ats_values *n) {
+    if (kind != ATS_SCALE_GAMMA)
+        return ATS_STATUS_OK;
+    double gmax = 0, nmax = 0;
+    for (int64_t i = 0; i < gamma->count; i++)
+        gmax = fmax(gmax, gamma->v[i]);
+    for (int64_t i = 0; i < n->count; i++)
+        nmax = fmax(nmax, n->v[i]);
+    if (!isfinite(gmax * log(nmax)))
+        ATS_ERROR(ATS_STATUS_EARG, "--gamma: %g log %g overflows beta", gmax, nmax);
+    return ATS_STATUS_OK;
 }
 
 int spec_threads(double threads) {

@@ -44,8 +44,9 @@ struct ats_run {
     struct figure *figure;  // the --plot figure, set by the driver after its last record
 };
 
-// A new run over state; on failure (ENOMEM) ops->free(state) has been called.
-int run_new(struct ats_run **out, const struct run_ops *ops, void *state);
+// A new run over state with total units of work (progress); on failure (ENOMEM)
+// ops->free(state) has been called.
+int run_new(struct ats_run **out, const struct run_ops *ops, void *state, double total);
 
 // ATS_STATUS_ECANCEL (reported) once ats_run_cancel was called, else ATS_STATUS_OK: drivers
 // call it between units of work (trials, chunks, blocks of rows).
@@ -78,6 +79,16 @@ __attribute__((format(printf, 2, 3)))
 char *figure_printf(struct figure *g, const char *fmt, ...);
 // Appends a copy of rec (keys and strings copied into the figure's storage) to the table.
 int figure_add_row(struct figure *g, const struct ats_record *rec);
+
+// In a function building struct figure *f for a --plot: a failed allocation p frees f and
+// returns ATS_STATUS_ENOMEM.
+#define FIGURE_NEED(p)                                                                         \
+    do {                                                                                       \
+        if (!(p)) {                                                                            \
+            figure_free(f);                                                                    \
+            ATS_ERROR(ATS_STATUS_ENOMEM, "--plot: out of memory");                             \
+        }                                                                                      \
+    } while (0)
 
 // ----------------------------------------------------------------------------
 // Grids of records for --plot (simplex, phase): axes outermost first, gamma (or beta) the last
@@ -123,6 +134,10 @@ int values_copy(struct ats_values *dst, const struct ats_values *src);
 
 // The one-value list {v} in dst (owned): ATS_STATUS_ENOMEM.
 int values_one(struct ats_values *dst, double v);
+
+// With gamma given (kind ATS_SCALE_GAMMA), beta = gamma log n must be finite for the largest
+// of both lists: ATS_STATUS_EARG before any record otherwise.
+int gamma_check(enum ats_scale kind, const struct ats_values *gamma, const struct ats_values *n);
 
 // threads as a spec holds it (NAN absent) to the library's convention (0: OpenMP's default).
 int spec_threads(double threads);

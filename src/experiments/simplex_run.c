@@ -199,16 +199,9 @@ static int run_alloc(struct ats_run **out, const void *spec_) {
     }
     // The option domains match the library's, so the only failure left is beta = gamma log n
     // overflowing: checked before any record.
-    if (s->kind == ATS_SCALE_GAMMA) {
-        double gmax = 0, nmax = 0;
-        for (int64_t i = 0; i < s->ax[AX_SCALE].count; i++)
-            gmax = fmax(gmax, s->ax[AX_SCALE].v[i]);
-        for (int64_t i = 0; i < s->ax[AX_N].count; i++)
-            nmax = fmax(nmax, s->ax[AX_N].v[i]);
-        if (!isfinite(gmax * log(nmax))) {
-            state_free(s);
-            ATS_ERROR(ATS_STATUS_EARG, "--gamma: %g log %g overflows beta", gmax, nmax);
-        }
+    if ((rc = gamma_check(s->kind, &s->ax[AX_SCALE], &s->ax[AX_N])) != ATS_STATUS_OK) {
+        state_free(s);
+        return rc;
     }
     double total = 1;
     for (int a = 0; a < NAXES; a++)
@@ -228,10 +221,7 @@ static int run_alloc(struct ats_run **out, const void *spec_) {
             return rc;
         }
     }
-    rc = run_new(out, &ops, s);
-    if (rc == ATS_STATUS_OK)
-        (*out)->total = total;
-    return rc;
+    return run_new(out, &ops, s, total);
 }
 
 const struct ats_command command_simplex = {

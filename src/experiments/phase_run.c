@@ -88,6 +88,8 @@ static const char *const axis_names[NAXES] = {"n",      "d",      "rho",  "alpha
 
 struct state {
     struct ats_values ax[NAXES];
+    const struct ats_values *axp[NAXES]; // &ax[i], for grid
+    struct grid grid;                    // the axes as a record grid (grid_next, --plot)
     enum ats_scale kind;
     enum config config;
     double *x;              // file tokens (n, d), or NULL
@@ -177,12 +179,6 @@ static int simplex_metrics(struct ats_layer_metrics *o, int64_t n, int64_t d, do
 // the simplex (its explicit construction) and 512 otherwise.
 static int64_t dimension(enum config config, double dv, int64_t n) {
     return dv > 0 ? (int64_t)dv : config == CFG_SIMPLEX ? n + 1 : 512;
-}
-
-static const struct ats_values *const *axes_of(const struct state *s, const struct ats_values **a) {
-    for (int i = 0; i < NAXES; i++)
-        a[i] = &s->ax[i];
-    return a;
 }
 
 // Every trial of the grid point at s->idx, for every beta.
@@ -306,8 +302,6 @@ static void point_record(struct state *s, int64_t r, struct ats_record *rec) {
 }
 
 static int finish_plot(struct ats_run *run, struct state *s) {
-    const struct ats_values *a[NAXES];
-    const struct grid g = {axes_of(s, a), axis_names, NAXES, AX_RHO, AX_N, s->kind};
     char title[200];
     const char *m = metric_names[s->metric[0]];
     if (s->ax[AX_RHO].count > 1)
@@ -319,7 +313,7 @@ static int finish_plot(struct ats_run *run, struct state *s) {
         snprintf(title, sizeof title, "%s: %s", config_names[s->config], m);
     // lambda, lambda_angle and a_self live in [0, 1]: a fixed range makes maps comparable.
     int unit = s->metric[0] == M_LAMBDA || s->metric[0] == M_ANGLE || s->metric[0] == M_A_SELF;
-    return grid_plot_figure(&run->figure, &g, title, m, unit ? 0 : NAN, unit ? 1 : NAN, s->zv,
+    return grid_plot_figure(&run->figure, &s->grid, title, m, unit ? 0 : NAN, unit ? 1 : NAN, s->zv,
                             s->ze);
 }
 
@@ -328,9 +322,8 @@ static int next(struct ats_run *run, void *state, struct ats_record *rec) {
     if (s->finished)
         return ATS_STATUS_OK;
     if (s->next_rec == s->pending) {
-        const struct ats_values *a[NAXES];
         s->idx[AX_SCALE] = s->ax[AX_SCALE].count - 1; // one engine run covers every gamma
-        if (s->started && !grid_next(s->idx, axes_of(s, a), NAXES)) {
+        if (s->started && !grid_next(s->idx, s->grid.axes, NAXES)) {
             s->finished = 1;
             return s->plot ? finish_plot(run, s) : ATS_STATUS_OK;
         }
@@ -504,11 +497,12 @@ static int setup(struct state *s, const struct ats_phase_spec *sp) {
                           "(n = %g, d = %g; --eta-method exact needs no tokens)",
                           nv, dv);
         }
+    for (int a = 0; a < NAXES; a++)
+        s->axp[a] = &s->ax[a];
+    s->grid = (struct grid){s->axp, axis_names, NAXES, AX_RHO, AX_N, s->kind};
     if (s->plot) {
-        const struct ats_values *a[NAXES];
-        const struct grid g = {axes_of(s, a), axis_names, NAXES, AX_RHO, AX_N, s->kind};
         int64_t total;
-        if ((rc = grid_plot_check(&total, s->plot, &g)) != ATS_STATUS_OK)
+        if ((rc = grid_plot_check(&total, s->plot, &s->grid)) != ATS_STATUS_OK)
             return rc;
         s->zv = ats_malloc_array((size_t)total, sizeof *s->zv);
         s->ze = ats_malloc_array((size_t)total, sizeof *s->ze);

@@ -47,9 +47,12 @@ static void spec_default(void *spec) {
 
 // The axes of the record grid, outermost first; gamma (or beta) varies fastest.
 enum { AX_N, AX_D, AX_RHO, AX_ALPHA, AX_Q, AX_SCALE, NAXES };
+static const char *const axis_names[NAXES] = {"n", "d", "rho", "alpha", "q", "gamma"};
 
 struct state {
     struct ats_values ax[NAXES];
+    const struct ats_values *axp[NAXES]; // &ax[i], for grid
+    struct grid grid;                    // the axes as a record grid (grid_next, --plot)
     enum ats_scale kind;
     int64_t idx[NAXES];
     int started, finished, warned;
@@ -82,16 +85,8 @@ static double metric_value(const struct ats_simplex *s, int metric) {
     }
 }
 
-static const struct ats_values *const *axes_of(const struct state *s, const struct ats_values **a) {
-    for (int i = 0; i < NAXES; i++)
-        a[i] = &s->ax[i];
-    return a;
-}
 
 static int finish_plot(struct ats_run *run, struct state *s) {
-    const struct ats_values *a[NAXES];
-    static const char *const names[NAXES] = {"n", "d", "rho", "alpha", "q", "gamma"};
-    const struct grid g = {axes_of(s, a), names, NAXES, AX_RHO, AX_N, s->kind};
     char title[160];
     if (s->ax[AX_RHO].count > 1)
         snprintf(title, sizeof title, "exact simplex: %s, n = %.0f, alpha = %g",
@@ -101,16 +96,15 @@ static int finish_plot(struct ats_run *run, struct state *s) {
                  s->ax[AX_RHO].v[0]);
     // lambda and a_self live in [0, 1]: a fixed colour range makes maps comparable.
     int unit = s->metric == 0 || s->metric == 2;
-    return grid_plot_figure(&run->figure, &g, title, metrics[s->metric], unit ? 0 : NAN,
+    return grid_plot_figure(&run->figure, &s->grid, title, metrics[s->metric], unit ? 0 : NAN,
                             unit ? 1 : NAN, s->z, NULL);
 }
 
 static int next(struct ats_run *run, void *state, struct ats_record *rec) {
     struct state *s = state;
-    const struct ats_values *a[NAXES];
     if (s->finished)
         return ATS_STATUS_OK;
-    if (s->started && !grid_next(s->idx, axes_of(s, a), NAXES)) {
+    if (s->started && !grid_next(s->idx, s->grid.axes, NAXES)) {
         s->finished = 1;
         return s->plot ? finish_plot(run, s) : ATS_STATUS_OK;
     }
@@ -204,14 +198,14 @@ static int run_alloc(struct ats_run **out, const void *spec_) {
         return rc;
     }
     double total = 1;
-    for (int a = 0; a < NAXES; a++)
+    for (int a = 0; a < NAXES; a++) {
         total *= (double)s->ax[a].count;
+        s->axp[a] = &s->ax[a];
+    }
+    s->grid = (struct grid){s->axp, axis_names, NAXES, AX_RHO, AX_N, s->kind};
     if (s->plot) {
-        const struct ats_values *a[NAXES];
-        static const char *const names[NAXES] = {"n", "d", "rho", "alpha", "q", "gamma"};
-        const struct grid g = {axes_of(s, a), names, NAXES, AX_RHO, AX_N, s->kind};
         int64_t records;
-        rc = grid_plot_check(&records, s->plot, &g);
+        rc = grid_plot_check(&records, s->plot, &s->grid);
         if (rc == ATS_STATUS_OK && !(s->z = ats_malloc_array((size_t)records, sizeof *s->z)))
             rc = ATS_STATUS_ENOMEM;
         if (rc != ATS_STATUS_OK) {

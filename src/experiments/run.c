@@ -28,11 +28,23 @@ int run_new(struct ats_run **out, const struct run_ops *ops, void *state, double
 }
 
 void run_note(struct ats_run *r, const char *fmt, ...) {
-    if (r->note_count == RUN_NOTES)
-        return;
+    if (r->note_count == r->note_cap && r->note_head > 0) { // reuse the notes handed out
+        memmove(r->notes, r->notes + r->note_head,
+                (size_t)(r->note_count - r->note_head) * sizeof *r->notes);
+        r->note_count -= r->note_head;
+        r->note_head = 0;
+    }
+    if (r->note_count == r->note_cap) {
+        int64_t cap = r->note_cap ? 2 * r->note_cap : 16;
+        char(*notes)[RUN_NOTE_LEN] = ats_realloc_array(r->notes, (size_t)cap, sizeof *notes);
+        if (!notes)
+            return;
+        r->notes = notes;
+        r->note_cap = cap;
+    }
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(r->notes[(r->note_head + r->note_count) % RUN_NOTES], RUN_NOTE_LEN, fmt, ap);
+    vsnprintf(r->notes[r->note_count], RUN_NOTE_LEN, fmt, ap);
     va_end(ap);
     r->note_count++;
 }
@@ -75,11 +87,11 @@ void ats_run_progress(const struct ats_run *r, double *done, double *total) {
 
 const char *ats_run_note(struct ats_run *r) {
     ATS_ASSERT(r);
-    if (!r->note_count)
+    if (r->note_head == r->note_count)
         return NULL;
-    memcpy(r->note_out, r->notes[r->note_head], RUN_NOTE_LEN);
-    r->note_head = (r->note_head + 1) % RUN_NOTES;
-    r->note_count--;
+    memcpy(r->note_out, r->notes[r->note_head++], RUN_NOTE_LEN);
+    if (r->note_head == r->note_count)
+        r->note_head = r->note_count = 0;
     return r->note_out;
 }
 
@@ -110,6 +122,7 @@ void ats_run_free(struct ats_run *r) {
         return;
     r->ops->free(r->state);
     figure_free(r->figure);
+    ats_free(r->notes);
     ats_free(r);
 }
 

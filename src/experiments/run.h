@@ -25,7 +25,6 @@ struct run_ops {
     void (*free)(void *state);
 };
 
-#define RUN_NOTES 16
 #define RUN_NOTE_LEN 512
 
 struct figure;
@@ -36,8 +35,8 @@ struct ats_run {
     double done, total;     // progress, in the driver's units
     int status;             // a failure is sticky
     volatile sig_atomic_t cancelled; // set by ats_run_cancel (any thread, a signal handler)
-    char notes[RUN_NOTES][RUN_NOTE_LEN];
-    int note_head, note_count;
+    char (*notes)[RUN_NOTE_LEN]; // pending notes are notes[note_head .. note_count)
+    int64_t note_head, note_count, note_cap;
     char note_out[RUN_NOTE_LEN]; // the note handed out last
     const char *const *columns;
     int64_t ncolumns;
@@ -52,7 +51,8 @@ int run_new(struct ats_run **out, const struct run_ops *ops, void *state, double
 // call it between units of work (trials, chunks, blocks of rows).
 int run_check_cancel(const struct ats_run *run);
 
-// Queues a note for the user (dropped beyond RUN_NOTES pending ones).
+// Queues a note for the user (the queue grows as needed; a note is dropped only when no
+// memory is left for it).
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))
 #endif

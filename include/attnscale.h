@@ -574,10 +574,10 @@ int ats_row_block(struct ats_row_stats *out, const double *s, int64_t nrows, int
                   const double *window, int64_t ncombo, int threads, double *ws,
                   int64_t *bad_row, int64_t *bad_col);
 
-// Logits of queries against keys: s = q k^T / sqrt(d) through CBLAS.
-// s: (nq, nk) out; q: (nq, d); k: (nk, d), all row-major.
+// Logits of queries against keys: s = scale q k^T through CBLAS (scale 1/sqrt(d) is the
+// usual). s: (nq, nk) out; q: (nq, d); k: (nk, d), all row-major.
 void ats_scores_qk(double *s, const double *q, const double *k, int64_t nq, int64_t nk,
-                   int64_t d);
+                   int64_t d, double scale);
 
 // Least-squares fits of the accumulation scale against n (THEORY.md 4.4) over length buckets
 // (the median beta_hat_k10 of the rows in each bucket).
@@ -598,6 +598,9 @@ struct ats_law_fits {
     struct ats_fit power;   // log beta_hat = e log n + c       (slope = e = 2/alpha)
     const char *best;       // "log", "polylog" or "power": the smallest log_rmse
 };
+
+// beta_hat at length n under law ("log", "polylog" or "power") of f (THEORY.md 4.4).
+double ats_law_predict(const struct ats_law_fits *f, const char *law, double n);
 
 // Buckets: lengths within a factor 2^(1/4) share one (exact lengths when few distinct).
 // Fits need at least 3 buckets with a finite median beta_hat and n >= 3 (ATS_STATUS_EDOM
@@ -627,9 +630,11 @@ int ats_rank_policy(struct ats_policy_rank *out, int64_t id, const struct ats_po
 // memory-mapped and read a block of rows at a time, so arrays larger than memory work; pages
 // already read are released.
 
-enum ats_dtype { ATS_DTYPE_F16, ATS_DTYPE_BF16, ATS_DTYPE_F32, ATS_DTYPE_F64 };
+// ATS_DTYPE_BOOL: one byte per element, 0 false, anything else true (read as 0 or 1); NumPy's
+// bool ('|b1'), for masks.
+enum ats_dtype { ATS_DTYPE_F16, ATS_DTYPE_BF16, ATS_DTYPE_F32, ATS_DTYPE_F64, ATS_DTYPE_BOOL };
 
-// "float16", "bfloat16", "float32", "float64".
+// "float16", "bfloat16", "float32", "float64", "bool".
 const char *ats_dtype_name(enum ats_dtype t);
 
 struct ats_array;
@@ -642,6 +647,9 @@ struct ats_array;
 // scalar (shape ()) is 1 row of 1 column. As with any memory-mapped file, truncating the file
 // while it is open can end the process with SIGBUS.
 int ats_npy_open(struct ats_array **a, const char *path);
+
+// As ats_npy_open, also accepting NumPy bool arrays (ATS_DTYPE_BOOL): masks.
+int ats_npy_open_mask(struct ats_array **a, const char *path);
 
 // Opens tensor name of a safetensors file: the errors of ats_npy_open, a data buffer the
 // tensors do not fill exactly, and ATS_STATUS_EINVAL naming the tensors present when name is
@@ -686,12 +694,20 @@ struct ats_plot_axes {
 // Default axes: no labels, linear, ranges from the data.
 struct ats_plot_axes ats_plot_axes_default(void);
 
+// How a series is drawn (its dashed field): a line, or points without a line.
+enum ats_plot_style {
+    ATS_PLOT_STYLE_SOLID = 0,  // solid line
+    ATS_PLOT_STYLE_DASHED = 1, // dashed line
+    ATS_PLOT_STYLE_DOTS,       // points only: small dots (radius 1.5 device units)
+    ATS_PLOT_STYLE_MARKERS     // points only: filled circles of radius 4 with a white rim
+};
+
 struct ats_plot_series {
     const double *x, *y;  // (n,) each; a non-finite y breaks the line
     const double *yerr;   // (n,) half-lengths of error bars, or NULL
     int64_t n;
     const char *label;    // legend entry; NULL: not in the legend
-    int dashed;           // 1: dashed line
+    int dashed;           // enum ats_plot_style: 0 solid, 1 dashed line, or points only
     int color;            // index into the colour cycle; -1: black
 };
 
@@ -699,30 +715,57 @@ struct ats_plot_series {
 // figure's name before any work is done).
 int ats_plot_check_path(const char *path);
 
-// Line plot of ns series. Returns ATS_STATUS_EINVAL (unknown extension, no data, n < 0),
-// ATS_STATUS_EDOM (an empty or non-finite axis range) or ATS_STATUS_EIO (cairo could not
-// write the file).
+// Line plot of ns series. A log axis gets one tick per decade; when that gives fewer than two
+// ticks, 1, 2 and 5 times each power of ten; when that gives fewer than three, every 1..9
+// times. Returns ATS_STATUS_EINVAL (unknown extension, no data, n < 0), ATS_STATUS_EDOM (an
+// empty or non-finite axis range) or ATS_STATUS_EIO (cairo could not write the file).
 int ats_plot_lines(const char *path, const struct ats_plot_axes *axes,
                    const struct ats_plot_series *series, int64_t ns);
+
+// Colour maps of a heat map.
+enum ats_plot_cmap {
+    ATS_PLOT_CMAP_VIRIDIS = 0, // ats_plot_colormap
+    ATS_PLOT_CMAP_DIVERGING    // ats_plot_colormap_diverging: blue, white at the middle, red
+};
 
 struct ats_heatmap {
     const double *z;      // (ny, nx) row-major: z[iy * nx + ix]; non-finite cells are grey
     const double *x;      // (nx,) strictly increasing cell centres
     const double *y;      // (ny,) strictly increasing cell centres
     int64_t nx, ny;
-    double zmin, zmax;    // colour range (viridis); NAN: from the data
+    double zmin, zmax;    // colour range; NAN: from the data
     const char *zlabel;   // colour bar label
+    // Optional; zero (or NULL) keeps the plain map above.
+    int cmap;                        // enum ats_plot_cmap
+    const char *const *xcats;        // (nx,) labels at the column centres instead of numeric
+    const char *const *ycats;        // (ny,) ticks, or NULL (thinned to every k-th from the
+                                     // left / the top when they would overlap). Row labels
+                                     // widen the left margin up to 300 units; beyond that
+                                     // what all share at the start and then at the end (from
+                                     // a separator such as '.') shows as "...", so
+                                     // "model.layers.12.self_attn" keeps "...layers.12..."
+    const double *zticks;            // (nzticks,) colour bar ticks instead of linear ones,
+    const char *const *zticklabels;  // (nzticks,) with their labels (NULL: zticks is unused)
+    int64_t nzticks;
+    int band;                        // 1: [band_lo, band_hi] bracketed on the colour bar, and
+    double band_lo, band_hi;         // a white dot ringed in black on every finite cell
+                                     // outside it
 };
 
 // Heat map with a colour bar, and overlay curves (e.g. the dashed critical line) drawn on
 // top, clipped to the plot area. Axes ranges default to the cells' extent. Errors as
-// ats_plot_lines, plus ATS_STATUS_EINVAL for non-increasing x or y.
+// ats_plot_lines, plus ATS_STATUS_EINVAL for non-increasing x or y, band_lo > band_hi (or
+// NaN) with band set, nzticks < 0.
 int ats_plot_heatmap(const char *path, const struct ats_plot_axes *axes,
                      const struct ats_heatmap *map, const struct ats_plot_series *overlay,
                      int64_t noverlay);
 
 // The colour bar's colour for t in [0, 1] (viridis), as 8-bit RGB.
 void ats_plot_colormap(unsigned char rgb[3], double t);
+
+// The diverging map's colour for t in [0, 1] (ColorBrewer RdBu, reversed as matplotlib's
+// RdBu_r: dark blue at 0, near-white (247, 247, 247) at 0.5, dark red at 1), as 8-bit RGB.
+void ats_plot_colormap_diverging(unsigned char rgb[3], double t);
 
 // ----------------------------------------------------------------------------
 // In-memory arrays: an ats_array over a caller's buffer, read like a file's (ats_array_rows,
@@ -902,16 +945,45 @@ struct ats_policies_spec {
     double seed, threads;
 };
 
+// One input of a diagnose over several layers (attnscale.torch: one attention call each).
+// Leading axes of scores / q are heads (flattened in C order); k may have fewer heads
+// (grouped-query attention: query head h uses key head h / (heads / kv_heads)).
+struct ats_diagnose_layer {
+    const char *name;               // the "layer" of its records
+    const struct ats_array *scores; // (..., rows, n) logits, or NULL with q and k
+    const struct ats_array *q, *k;  // (..., rows, d) and (..., n, d)
+    const struct ats_array *mask;   // broadcastable to (..., rows, n), or NULL
+    double scale;                   // logits = scale q.k; NAN: 1/sqrt(d)
+    int masked_logits;              // logits at the mask thresholds are keys not seen
+};
+
 // `diagnose`: the gap-counting diagnostic on rows of logits (THEORY.md 4).
 struct ats_diagnose_spec {
-    const char *scores, *q, *k, *safetensors, *tensor; // files
-    const struct ats_array *scores_array, *q_array, *k_array; // in memory
-    int causal;
+    const char *scores, *q, *k, *safetensors, *tensor, *mask; // files
+    const struct ats_array *scores_array, *q_array, *k_array, *mask_array; // in memory
+    int causal, masked_logits;
     struct ats_values beta, window;
-    const char *policy;   // a policy name or "all", or NULL
+    struct ats_values rows;        // 0-based row indices of every head (count 0: all)
+    double scale;                  // q.k multiplier (NAN: 1/sqrt(d))
+    double target_len;             // THEORY.md 4.6 at this length (NAN: none)
+    const char *policy;            // a policy name or "all", or NULL
+    const char *plot;
     struct ats_policy_params params;
+    const struct ats_diagnose_layer *layers; // (nlayers,) instead of the inputs above
+    int64_t nlayers;
     double seed, threads;
 };
+
+// The layer x head heat map of the median ratio beta/beta_hat_k10 (`diagnose --plot` with
+// several heads; attnscale.torch.plot_heads): ratio (nlayers, nheads) row-major, NAN where a
+// head has no finite ratio; layers: row labels (NULL: layer indices). A diverging colour map
+// centred on 1 (log scale), the critical window [1/window, window] marked. Writes path (.png,
+// .svg or .pdf) and beside it the table as CSV (path with its extension replaced by .csv:
+// layer, head, ratio_median). Errors: ATS_STATUS_EINVAL (extension, nlayers or nheads < 1,
+// more than 65536 cells, window not finite and > 1; nothing written), ATS_STATUS_ENOMEM,
+// ATS_STATUS_EIO.
+int ats_diagnose_plot_heads(const char *path, const char *const *layers, int64_t nlayers,
+                            int64_t nheads, const double *ratio, double window);
 
 // `reproduce`: the papers' figures (THEORY.md 2.11, 3.7); its run yields figures
 // (ats_run_next_figure), not records.

@@ -193,8 +193,8 @@ static void test_qk_and_policy(void) {
     run_free(&a);
     run_free(&b);
 
-    // A (2, 20, 30) array is two sequences of 20 positions: row 25 is position 5 of the
-    // second, so --causal shows it 6 columns and qwen-logn (L = 4) multiplies by log 6/log 4.
+    // A (2, 20, 30) array is two heads of 20 positions: row 5 of head 1 is position 5, so
+    // --causal shows it 6 columns and qwen-logn (L = 4) multiplies by log 6/log 4.
     snprintf(args, sizeof args,
              "/usr/bin/python3 -c \"import numpy as np; np.save('%s', "
              "np.random.default_rng(1).standard_normal((2, 20, 30)))\"",
@@ -204,12 +204,13 @@ static void test_qk_and_policy(void) {
              tmp(4, "seq.npy"));
     struct run sq = run(args);
     char want[128];
-    snprintf(want, sizeof want, "\"row\":25,\"n\":6,\"causal\":1,\"policy\":\"qwen-logn\"");
+    snprintf(want, sizeof want,
+             "\"head\":1,\"row\":5,\"n\":6,\"causal\":1,\"policy\":\"qwen-logn\"");
     const char *row25 = strstr(sq.out, want);
     const char *mul = row25 ? strstr(row25, "\"multiplier\":") : NULL;
     double m25 = mul ? strtod(mul + 13, NULL) : NAN;
     ATS_CHECK(sq.status == 0 && row25 && fabs(m25 - log(6.0) / log(4.0)) < 1e-15,
-              "leading axes are sequences: row 25 is position 5 (n = 6, multiplier %.17g)", m25);
+              "leading axes are heads: head 1, row 5 is position 5 (n = 6, multiplier %.17g)", m25);
     run_free(&sq);
 
     // qwen-logn with L = 16 multiplies row p's beta by log(p + 1)/log 16 once p + 1 > 16.

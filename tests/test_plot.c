@@ -81,7 +81,8 @@ int main(void) {
     ax.title = "test";
     ax.xlabel = "x";
     ax.ylabel = "y";
-    struct ats_heatmap map = {z, x, y, NX, NY, NAN, NAN, "z"};
+    struct ats_heatmap map = {.z = z, .x = x, .y = y, .nx = NX, .ny = NY, .zmin = NAN,
+                              .zmax = NAN, .zlabel = "z"};
     double lx[2] = {-10, 100}, ly[2] = {0.5, 0.5};
     struct ats_plot_series line = {lx, ly, NULL, 2, NULL, 1, -1};
     int rc = ats_plot_heatmap(tmp("map.png"), &ax, &map, &line, 1);
@@ -159,13 +160,15 @@ int main(void) {
     ATS_CHECK(ats_plot_lines(tmp("neg.png"), &ax, ser, 2) == ATS_STATUS_EDOM,
               "a log axis from -1 refused");
     double xs[3] = {0, 2, 1};
-    struct ats_heatmap unsorted = {z, xs, y, 3, 1, NAN, NAN, NULL};
+    struct ats_heatmap unsorted = {.z = z, .x = xs, .y = y, .nx = 3, .ny = 1, .zmin = NAN,
+                                   .zmax = NAN};
     ax = ats_plot_axes_default();
     ATS_CHECK(ats_plot_heatmap(tmp("u.png"), &ax, &unsorted, NULL, 0) == ATS_STATUS_EINVAL,
               "non-increasing heat map x refused");
     double flat[3] = {NAN, NAN, NAN};
     double xs3[3] = {0, 1, 2};
-    struct ats_heatmap empty = {flat, xs3, y, 3, 1, NAN, NAN, NULL};
+    struct ats_heatmap empty = {.z = flat, .x = xs3, .y = y, .nx = 3, .ny = 1, .zmin = NAN,
+                                .zmax = NAN};
     ATS_CHECK(ats_plot_heatmap(tmp("e.png"), &ax, &empty, NULL, 0) == ATS_STATUS_EDOM,
               "an all-NaN heat map has no colour range");
 

@@ -41,6 +41,7 @@ Errors
     long call promptly.
 """
 
+import os as _os
 import warnings as _warnings
 
 from . import _ext
@@ -57,6 +58,7 @@ __all__ = [
     "policies",
     "policy_list",
     "diagnose",
+    "plot_heads",
     "build_info",
     "commands",
     "Note",
@@ -395,26 +397,39 @@ def policy_list():
 
 
 def diagnose(scores=None, q=None, k=None, mask=None, causal=False, beta=1, window=2,
-             policy=None, rows=None, target_len=None, threads=None, *, safetensors=None,
-             tensor=None, train_len=None, factor=None, max_len=None, mscale=None,
-             mscale_all_dim=None, attention_factor=None, finetuned=False, floor_scale=None,
-             attn_scale=None, beta_slope=None, temperature_len=None, slope=None, d=None):
+             policy=None, rows=None, target_len=None, threads=None, *, scale=None,
+             masked_logits=False, layers=None, plot=None, safetensors=None, tensor=None,
+             train_len=None, factor=None, max_len=None, mscale=None, mscale_all_dim=None,
+             attention_factor=None, finetuned=False, floor_scale=None, attn_scale=None,
+             beta_slope=None, temperature_len=None, slope=None, d=None):
     """The gap-counting diagnostic on rows of attention logits (THEORY.md 4; arXiv 2605.12697).
 
-    Give exactly one input: ``scores``, ``q`` with ``k``, or ``safetensors`` with ``tensor``.
+    Give exactly one input: ``scores``, ``q`` with ``k``, ``safetensors`` with ``tensor``, or
+    ``layers``. Every leading axis of an input beyond (rows, n) is a head (flattened in C
+    order), each with its own rows, summary and ranking.
 
     Parameters
     ----------
-    scores : array (rows, n) or str
-        Logits: a float16, float32 or float64 array (more leading axes are more rows), read in
-        place when C-contiguous, or a .npy file name.
-    q, k : arrays (rows, d) and (n, d), or str
-        Queries and keys: the logits are q.k / sqrt(d).
-    mask, rows, target_len
-        DESIGN.md's key masks, row selection and target-length extrapolation: accepted once
-        the library's diagnose has these options (NotImplementedError until then).
+    scores : array (..., rows, n) or str
+        Logits: a float16, float32 or float64 array, read in place when C-contiguous, or a
+        .npy file name.
+    q, k : arrays (..., rows, d) and (..., n, d), or str
+        Queries and keys: the logits are ``scale`` q.k. Fewer key heads than query heads is
+        grouped-query attention: query head h uses key head h // (heads // kv_heads).
+    mask : array or str, optional
+        Keys each row sees, broadcastable (NumPy's rules) to (..., rows, n): bool (False: not
+        seen) or additive float (-inf, <= -1e30 or <= half the dtype's lowest value: not seen;
+        other values are added to the logits). Each row's n counts the keys it sees.
+    masked_logits : bool, default False
+        Logits at those mask values are keys not seen (logits taken after a model's additive
+        mask).
+    scale : float, optional
+        The q.k multiplier (default 1/sqrt(d)).
     causal : bool, default False
         Row i sees columns 0..i only (its n is i + 1).
+    rows : int, sequence or str, optional
+        Only these 0-based rows of every head: a list, or the CLI's "lo:hi:k" or
+        "lo:hi:k:log" (log-spaced rows fit the laws at a fraction of the cost).
     beta : float or sequence, default 1
         Inverse temperature applied on top of the logits as given.
     window : float or sequence, default 2
@@ -423,6 +438,16 @@ def diagnose(scores=None, q=None, k=None, mask=None, causal=False, beta=1, windo
     policy : str, optional
         A policy multiplying row i's beta by its multiplier at position i, or 'all' to rank
         every policy in the summary.
+    target_len : int, optional
+        THEORY.md 4.6: each law's beta_hat at this length and, with ``policy``, which policy
+        keeps row N critical and by what factor.
+    layers : list of dict, optional
+        One input per layer: {"name": str, "scores": array} or {"name", "q", "k"}, with
+        optional "mask", "scale", "masked_logits" and "dtype": "bfloat16" (int16 views of
+        bfloat16 tensors). Records then carry ``layer`` (attnscale.torch builds these).
+    plot : str, optional
+        A figure (.png, .svg, .pdf): beta_hat_k10 against n with the laws for one head, or
+        the heads' median ratio as a heat map (its CSV beside it).
     threads : int, optional
     safetensors, tensor : str
         Logits from the tensor ``tensor`` of a safetensors file.
@@ -432,25 +457,21 @@ def diagnose(scores=None, q=None, k=None, mask=None, causal=False, beta=1, windo
     Returns
     -------
     {"rows": {key: array}, "summary": [dict per head], "policies": {key: array}}
-        rows: row, n, causal, beta, window, multiplier, beta_applied, beta_hat (k0 = 2),
-        beta_hat_k10, beta_half, entropy, w1, ratio (beta/beta_hat_k10), regime (inf where
-        ties at the maximum make beta_hat infinite); summary: the fits of THEORY.md 4.4 (or
-        fit_error) as Python scalars; policies (with ``policy``): policy, scope, slope,
-        ratio_at_max, rank. The CLI's "record" key is what splits the three.
+        rows: (layer, head,) row, n, causal, beta, window, multiplier, beta_applied, beta_hat
+        (k0 = 2), beta_hat_k10, beta_half, entropy, w1, ratio (beta/beta_hat_k10), regime (inf
+        where ties at the maximum make beta_hat infinite); summary: the fits of THEORY.md 4.4
+        (or fit_error), ratio_median with heads, 4.6's keys with target_len, as Python scalars;
+        policies (with ``policy``): policy, scope, slope, ratio_at_max, rank (and
+        ratio_at_target, factor_to_critical, robust). The CLI's "record" key splits the three.
     """
-    extra = dict(mask=mask, rows=rows, target_len=target_len)
-    have = _options("diagnose")
-    for key, value in extra.items():
-        if value is not None and key not in have:
-            raise NotImplementedError(
-                f"diagnose: {key} is not supported by this build of the library yet")
     raw = _run("diagnose", dict(
-        scores=scores, q=q, k=k, causal=causal, beta=beta, window=window, policy=policy,
-        threads=threads, safetensors=safetensors, tensor=tensor, train_len=train_len,
-        factor=factor, max_len=max_len, mscale=mscale, mscale_all_dim=mscale_all_dim,
-        attention_factor=attention_factor, finetuned=finetuned, floor_scale=floor_scale,
-        attn_scale=attn_scale, beta_slope=beta_slope, temperature_len=temperature_len,
-        slope=slope, d=d, **{k_: v for k_, v in extra.items() if k_ in have}))
+        scores=scores, q=q, k=k, mask=mask, causal=causal, beta=beta, window=window,
+        policy=policy, rows=rows, target_len=target_len, threads=threads, scale=scale,
+        masked_logits=masked_logits, layers=layers, plot=plot, safetensors=safetensors,
+        tensor=tensor, train_len=train_len, factor=factor, max_len=max_len, mscale=mscale,
+        mscale_all_dim=mscale_all_dim, attention_factor=attention_factor, finetuned=finetuned,
+        floor_scale=floor_scale, attn_scale=attn_scale, beta_slope=beta_slope,
+        temperature_len=temperature_len, slope=slope, d=d))
     kinds = {}
     for key, _types, _slots, strings in raw["columns"]:
         if key == "record":
@@ -464,6 +485,24 @@ def diagnose(scores=None, q=None, k=None, mask=None, causal=False, beta=1, windo
         one = _columns(raw, [i], drop=("record",))
         summary.append({key: _scalar(v[0]) for key, v in one.items()})
     return {"rows": rows_, "summary": summary, "policies": pols}
+
+
+def plot_heads(path, layers, ratio, window=2):
+    """Draw the layer x head heat map of median ratios beta/beta_hat_k10 into ``path``.
+
+    ``ratio``: an (nlayers, nheads) array (NaN where a head has none); ``layers``: the row
+    labels (a list of names, or None for indices). A diverging colour map centred on 1, the
+    critical window [1/window, window] marked; the table is written beside the figure as CSV
+    (``path`` with its extension replaced by .csv). attnscale.torch.plot_heads draws it from a
+    diagnose result.
+    """
+    if _np is None:
+        raise ImportError("plot_heads needs numpy")
+    r = _np.ascontiguousarray(_np.asarray(ratio, dtype=_np.float64))
+    if r.ndim != 2:
+        raise ValueError(f"ratio: an (nlayers, nheads) array is needed, not shape {r.shape}")
+    names = None if layers is None else [str(x) for x in layers]
+    _ext.plot_heads(_os.fspath(path), names, r, float(window))
 
 
 def _scalar(v):

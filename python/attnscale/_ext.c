@@ -15,10 +15,13 @@
  *     ("1,2,3", "lo:hi:k", "lo:hi:k:log", parsed by ats_values_parse);
  *   - CHOICE: a str among the choices; FLAG: a bool; TEXT: a str or os.PathLike, or a
  *     sequence of str joined by ',' (list options such as phase's metric);
- *   - arrays (phase tokens, diagnose scores / q / k, and ATS_OPTION_ARRAY options): any
+ *   - arrays (phase tokens, diagnose scores / q / k / mask, and ATS_OPTION_ARRAY options): any
  *     buffer or object with __array__, dtype float16, float32 or float64 in native byte
- *     order. C-contiguous buffers reach the library without a copy (ats_array_wrap over the
- *     buffer itself); other layouts are copied once into a C-contiguous buffer.
+ *     order (a mask also bool; int16/uint16 buffers are bfloat16 bits where a diagnose layer
+ *     says "dtype": "bfloat16"). C-contiguous buffers reach the library without a copy
+ *     (ats_array_wrap over the buffer itself); other layouts are copied once into a
+ *     C-contiguous buffer.
+ *   - diagnose's layers: a sequence of dicts, one struct ats_diagnose_layer each.
  *
  * Threads and interrupts: the library runs in a worker pthread (all signals blocked there)
  * while the calling thread waits with the GIL released, waking every 50 ms to run Python's
@@ -145,11 +148,18 @@ static const char *format_name(const char *fmt, Py_ssize_t itemsize, char *buf, 
     return buf;
 }
 
-// The library dtype of a float buffer, or -1.
-static int float_dtype(const Py_buffer *v) {
+enum { ARRAY_BOOL = 1, ARRAY_BF16 = 2 }; // what array_from_object accepts beside floats
+
+// The library dtype of a float buffer (with flags: a bool buffer, or int16/uint16 bits of
+// bfloat16), or -1.
+static int float_dtype(const Py_buffer *v, int flags) {
     const char *f = native_format(v->format);
     if (!f || !f[0] || f[1])
         return -1;
+    if ((flags & ARRAY_BOOL) && f[0] == '?' && v->itemsize == 1)
+        return ATS_DTYPE_BOOL;
+    if ((flags & ARRAY_BF16) && (f[0] == 'h' || f[0] == 'H') && v->itemsize == 2)
+        return ATS_DTYPE_BF16;
     if (f[0] == 'e' && v->itemsize == 2)
         return ATS_DTYPE_F16;
     if (f[0] == 'f' && v->itemsize == 4)
@@ -249,7 +259,7 @@ static int item_to_double(double *out, const char *p, const char *f, Py_ssize_t 
 // What a call holds until it returns: buffer views, copies, wrapped arrays, value lists and
 // Python objects whose storage the spec points into.
 
-#define HELD_MAX 64
+#define HELD_MAX 1024
 
 struct held {
     Py_buffer views[HELD_MAX];
@@ -630,7 +640,7 @@ static const char *text_from_object(PyObject *o, const char *name, struct held *
 // An ats_array over o's buffer: no copy when o is C-contiguous, else one copy into a
 // C-contiguous buffer. *data: the address handed to the library; *copied: 1 after a copy.
 static struct ats_array *array_from_object(PyObject *o, const char *name, struct held *h,
-                                           const void **data, int *copied) {
+                                           int flags, const void **data, int *copied) {
     if (held_full(h))
         return NULL;
     Py_buffer *v = &h->views[h->nviews];
@@ -640,12 +650,13 @@ static struct ats_array *array_from_object(PyObject *o, const char *name, struct
     h->nviews++;
     if (conv && !held_ref(h, conv))
         return NULL;
-    int t = float_dtype(v);
+    int t = float_dtype(v, flags);
     if (t < 0) {
         char tn[64];
         PyErr_Format(PyExc_ValueError, "%s: dtype %s is not supported (float16, float32 or "
-                     "float64 in native byte order)", name,
-                     format_name(v->format, v->itemsize, tn, sizeof tn));
+                     "float64%s in native byte order)", name,
+                     format_name(v->format, v->itemsize, tn, sizeof tn),
+                     flags & ARRAY_BOOL ? ", or bool" : "");
         return NULL;
     }
     if (v->ndim > 64) {
@@ -690,6 +701,7 @@ static const struct {
     {"diagnose", "scores", offsetof(struct ats_diagnose_spec, scores_array)},
     {"diagnose", "q", offsetof(struct ats_diagnose_spec, q_array)},
     {"diagnose", "k", offsetof(struct ats_diagnose_spec, k_array)},
+    {"diagnose", "mask", offsetof(struct ats_diagnose_spec, mask_array)},
 };
 
 // The spec offset of the array field for option `name` of cmd, or (size_t)-1.
@@ -715,7 +727,8 @@ static int set_option(const struct ats_command *cmd, void *spec, const struct at
         !PyObject_HasAttrString(value, "__fspath__")) {
         const void *data;
         int copied;
-        struct ats_array *a = array_from_object(value, name, h, &data, &copied);
+        int flags = strcmp(o->name, "mask") == 0 ? ARRAY_BOOL : 0;
+        struct ats_array *a = array_from_object(value, name, h, flags, &data, &copied);
         if (!a)
             return -1;
         const struct ats_array *ca = a;
@@ -804,6 +817,101 @@ static int set_option(const struct ats_command *cmd, void *spec, const struct at
     return -1;
 }
 
+// diagnose's layers: a sequence of dicts {"name": str, "scores": array | "q", "k": arrays,
+// "mask": array, "scale": float, "masked_logits": bool, "dtype": "bfloat16"}.
+static int set_layers(struct ats_diagnose_spec *spec, PyObject *value, struct held *h) {
+    PyObject *seq = PySequence_Fast(value, "layers: expected a sequence of dicts");
+    if (!seq || !held_ref(h, seq))
+        return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (n == 0) {
+        PyErr_SetString(PyExc_ValueError, "layers: no layers given");
+        return -1;
+    }
+    if (held_full(h))
+        return -1;
+    struct ats_diagnose_layer *ls = PyMem_Calloc((size_t)n, sizeof *ls);
+    if (!ls) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    h->mem[h->nmem++] = ls;
+    static const char *const keys[] = {"name", "scores", "q", "k", "mask", "scale",
+                                       "masked_logits", "dtype", NULL};
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *d = PySequence_Fast_GET_ITEM(seq, i);
+        char label[320];
+        if (!PyDict_Check(d)) {
+            PyErr_Format(PyExc_TypeError, "layers[%zd]: expected a dict, not %s", i,
+                         Py_TYPE(d)->tp_name);
+            return -1;
+        }
+        PyObject *key, *item;
+        Py_ssize_t pos = 0;
+        while (PyDict_Next(d, &pos, &key, &item)) {
+            const char *k = PyUnicode_Check(key) ? PyUnicode_AsUTF8(key) : NULL;
+            int known = 0;
+            for (int j = 0; k && keys[j]; j++)
+                known = known || strcmp(k, keys[j]) == 0;
+            if (!known) {
+                PyErr_Format(PyExc_TypeError, "layers[%zd]: unexpected key %R (known: name, "
+                             "scores, q, k, mask, scale, masked_logits, dtype)", i, key);
+                return -1;
+            }
+        }
+        struct ats_diagnose_layer *l = &ls[i];
+        l->scale = NAN;
+        PyObject *name = PyDict_GetItemString(d, "name");
+        snprintf(label, sizeof label, "layers[%zd].name", i);
+        if (!name) {
+            PyErr_Format(PyExc_ValueError, "layers[%zd]: no name", i);
+            return -1;
+        }
+        if (!(l->name = text_from_object(name, label, h)))
+            return -1;
+        int flags = 0;
+        PyObject *dt = PyDict_GetItemString(d, "dtype");
+        if (dt && dt != Py_None) {
+            const char *t = PyUnicode_Check(dt) ? PyUnicode_AsUTF8(dt) : NULL;
+            if (!t || strcmp(t, "bfloat16") != 0) {
+                PyErr_Format(PyExc_ValueError, "layer %s: dtype must be 'bfloat16' (int16 "
+                             "buffers holding bfloat16 bits) or absent", l->name);
+                return -1;
+            }
+            flags = ARRAY_BF16;
+        }
+        static const char *const arrays[] = {"scores", "q", "k", "mask"};
+        const struct ats_array **slot[] = {&l->scores, &l->q, &l->k, &l->mask};
+        for (int j = 0; j < 4; j++) {
+            PyObject *a = PyDict_GetItemString(d, arrays[j]);
+            if (!a || a == Py_None)
+                continue;
+            snprintf(label, sizeof label, "layer %s: %s", l->name, arrays[j]);
+            const void *data;
+            int copied;
+            struct ats_array *arr =
+                array_from_object(a, label, h, flags | (j == 3 ? ARRAY_BOOL : 0), &data, &copied);
+            if (!arr)
+                return -1;
+            *slot[j] = arr;
+        }
+        PyObject *sc = PyDict_GetItemString(d, "scale");
+        snprintf(label, sizeof label, "layer %s: scale", l->name);
+        if (sc && sc != Py_None && number_from_object(&l->scale, sc, label) != 0)
+            return -1;
+        PyObject *ml = PyDict_GetItemString(d, "masked_logits");
+        if (ml && ml != Py_None) {
+            int t = PyObject_IsTrue(ml);
+            if (t < 0)
+                return -1;
+            l->masked_logits = t;
+        }
+    }
+    spec->layers = ls;
+    spec->nlayers = (int64_t)n;
+    return 0;
+}
+
 static int fill_spec(const struct ats_command *cmd, void *spec, PyObject *kwargs,
                      struct held *h) {
     cmd->spec_default(spec);
@@ -821,6 +929,11 @@ static int fill_spec(const struct ats_command *cmd, void *spec, PyObject *kwargs
             return -1;
         if (value == Py_None)
             continue; // absent: the library's default
+        if (strcmp(name, "layers") == 0 && strcmp(cmd->name, "diagnose") == 0) {
+            if (set_layers(spec, value, h) != 0)
+                return -1;
+            continue;
+        }
         const struct ats_option *o = strchr(name, '-') ? NULL : ats_command_option(cmd, name);
         if (!o) {
             PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%s'",
@@ -1405,7 +1518,7 @@ static PyObject *ext_array_address(PyObject *self, PyObject *obj) {
     const void *data = NULL;
     int copied = 0;
     PyObject *res = NULL;
-    struct ats_array *a = array_from_object(obj, "array", h, &data, &copied);
+    struct ats_array *a = array_from_object(obj, "array", h, ARRAY_BOOL, &data, &copied);
     if (a) {
         int nd = ats_array_ndim(a);
         PyObject *shape = PyTuple_New(nd);
@@ -1418,6 +1531,76 @@ static PyObject *ext_array_address(PyObject *self, PyObject *obj) {
     }
     held_release(h);
     PyMem_Free(h);
+    return res;
+}
+
+PyDoc_STRVAR(plot_heads_doc,
+             "plot_heads(path, layers, ratio, window) -> None\n\n"
+             "The layer x head heat map of ratio (a C-contiguous float64 (layers, heads)\n"
+             "buffer, NaN where a head has none) into path, and its CSV beside it\n"
+             "(ats_diagnose_plot_heads). layers: a sequence of names, or None.");
+
+static PyObject *ext_plot_heads(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *path_obj, *layers_obj, *ratio_obj;
+    double window;
+    if (!PyArg_ParseTuple(args, "O&OOd:plot_heads", PyUnicode_FSConverter, &path_obj,
+                          &layers_obj, &ratio_obj, &window))
+        return NULL;
+    Py_buffer v;
+    PyObject *res = NULL, *conv = NULL;
+    const char **names = NULL;
+    PyObject *seq = NULL;
+    if (get_view(&v, ratio_obj, "ratio", &conv) != 0) {
+        Py_DECREF(path_obj);
+        return NULL;
+    }
+    const char *f = native_format(v.format);
+    if (!f || strcmp(f, "d") != 0 || v.ndim != 2 || !PyBuffer_IsContiguous(&v, 'C')) {
+        PyErr_SetString(PyExc_ValueError, "ratio: a C-contiguous float64 array (layers, heads) "
+                                          "is needed");
+        goto out;
+    }
+    int64_t nl = (int64_t)v.shape[0], nh = (int64_t)v.shape[1];
+    if (layers_obj != Py_None) {
+        seq = PySequence_Fast(layers_obj, "layers: expected a sequence of str");
+        if (!seq)
+            goto out;
+        if (PySequence_Fast_GET_SIZE(seq) != v.shape[0]) {
+            PyErr_Format(PyExc_ValueError, "layers: %zd names for %zd rows of ratio",
+                         PySequence_Fast_GET_SIZE(seq), v.shape[0]);
+            goto out;
+        }
+        names = PyMem_Calloc((size_t)(nl > 0 ? nl : 1), sizeof *names);
+        if (!names) {
+            PyErr_NoMemory();
+            goto out;
+        }
+        for (int64_t i = 0; i < nl; i++) {
+            PyObject *o = PySequence_Fast_GET_ITEM(seq, i);
+            if (!PyUnicode_Check(o) || !(names[i] = PyUnicode_AsUTF8(o))) {
+                if (!PyErr_Occurred())
+                    PyErr_Format(PyExc_TypeError, "layers[%lld]: expected a str", (long long)i);
+                goto out;
+            }
+        }
+    }
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = ats_diagnose_plot_heads(PyBytes_AS_STRING(path_obj), names, nl, nh,
+                                 (const double *)v.buf, window);
+    Py_END_ALLOW_THREADS
+    if (rc != ATS_STATUS_OK) {
+        raise_status(rc, ats_last_error());
+        goto out;
+    }
+    res = Py_NewRef(Py_None);
+out:
+    PyMem_Free(names);
+    Py_XDECREF(seq);
+    PyBuffer_Release(&v);
+    Py_XDECREF(conv);
+    Py_DECREF(path_obj);
     return res;
 }
 
@@ -1435,6 +1618,7 @@ static PyMethodDef methods[] = {
     {"command", ext_command, METH_VARARGS, command_doc},
     {"build_info", ext_build_info, METH_NOARGS, build_info_doc},
     {"_array_address", ext_array_address, METH_O, array_address_doc},
+    {"plot_heads", ext_plot_heads, METH_VARARGS, plot_heads_doc},
     {NULL, NULL, 0, NULL},
 };
 

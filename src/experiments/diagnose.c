@@ -77,10 +77,10 @@ int ats_row_block(struct ats_row_stats *out, const double *s, int64_t nrows, int
 }
 
 void ats_scores_qk(double *s, const double *q, const double *k, int64_t nq, int64_t nk,
-                   int64_t d) {
+                   int64_t d, double scale) {
     ATS_ASSERT(s && q && k && nq >= 0 && nk >= 0 && d >= 1);
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)nq, (blasint)nk, (blasint)d,
-                1 / sqrt((double)d), q, (blasint)d, k, (blasint)d, 0, s, (blasint)nk);
+                scale, q, (blasint)d, k, (blasint)d, 0, s, (blasint)nk);
 }
 
 struct pair {
@@ -129,8 +129,7 @@ static void line_fit(struct ats_fit *f, const double *x, const double *y, int64_
     f->resid_sd = sqrt(ss / (double)(m - 2));
 }
 
-// Predicted beta_hat at length n from one of the fits.
-static double predict(const struct ats_law_fits *f, const char *law, double n) {
+double ats_law_predict(const struct ats_law_fits *f, const char *law, double n) {
     if (strcmp(law, "log") == 0)
         return f->log_law.slope * log(n) + f->log_law.intercept;
     if (strcmp(law, "polylog") == 0)
@@ -227,7 +226,7 @@ int ats_fit_laws(struct ats_law_fits *out, double *bucket_n, double *bucket_beta
     for (int l = 0; l < 3; l++) {
         double ss = 0;
         for (int64_t i = 0; i < k; i++) {
-            double pr = predict(out, laws[l], bn[i]);
+            double pr = ats_law_predict(out, laws[l], bn[i]);
             double r = pr > 0 ? log(pr) - log(bb[i]) : NAN;
             ss += r * r;
         }
@@ -267,7 +266,7 @@ int ats_rank_policy(struct ats_policy_rank *out, int64_t id, const struct ats_po
         rc = ats_policy_eval(&v, id, p, n - 1, n);
         if (rc != ATS_STATUS_OK)
             break;
-        double r = beta * v.multiplier / predict(fits, fits->best, len);
+        double r = beta * v.multiplier / ats_law_predict(fits, fits->best, len);
         if (i < nb) {
             xy[i] = log(len);
             xy[nb + i] = log(r);

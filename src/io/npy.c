@@ -57,12 +57,16 @@ const char *ats_dtype_name(enum ats_dtype t) {
         return "float32";
     case ATS_DTYPE_F64:
         return "float64";
+    case ATS_DTYPE_BOOL:
+        return "bool";
     }
     return "unknown dtype";
 }
 
 size_t ats_dtype_size(enum ats_dtype t) {
     switch (t) {
+    case ATS_DTYPE_BOOL:
+        return 1;
     case ATS_DTYPE_F16:
     case ATS_DTYPE_BF16:
         return 2;
@@ -201,6 +205,10 @@ static void convert(double *restrict out, const unsigned char *restrict p, size_
             memcpy(&out[i], &u, sizeof u);
         }
         break;
+    case ATS_DTYPE_BOOL:
+        for (size_t i = 0; i < n; i++)
+            out[i] = p[i] != 0;
+        break;
     }
 }
 
@@ -317,7 +325,7 @@ int ats_array_wrap(struct ats_array **out, const void *data, enum ats_dtype t,
     if (ndim < 0 || ndim > ATS_ARRAY_MAX_NDIM)
         ATS_ERROR(ATS_STATUS_EINVAL, "an array of %d dimensions (0 to %d are accepted)", ndim,
                   ATS_ARRAY_MAX_NDIM);
-    if ((int)t < 0 || t > ATS_DTYPE_F64)
+    if ((int)t < 0 || t > ATS_DTYPE_BOOL)
         ATS_ERROR(ATS_STATUS_EINVAL, "unknown dtype %d", (int)t);
     for (int i = 0; i < ndim; i++)
         if (shape[i] < 0)
@@ -619,7 +627,8 @@ static int parse_dict(struct npy_parser *x) {
     return ATS_STATUS_OK;
 }
 
-// Interprets descr ("<f4"): byte order, kind, item size. Supported: floats of 2, 4, 8 bytes.
+// Interprets descr ("<f4"): byte order, kind, item size. Supported: floats of 2, 4, 8 bytes
+// and 1-byte bools (which only ats_npy_open_mask accepts).
 static int parse_descr(struct npy_parser *x, enum ats_dtype *t, int *big_endian) {
     const unsigned char *s = x->descr;
     const size_t n = x->descr_len;
@@ -665,6 +674,11 @@ static int parse_descr(struct npy_parser *x, enum ats_dtype *t, int *big_endian)
     if (kind == 'f' && (size == 2 || size == 4 || size == 8)) {
         *t = size == 2 ? ATS_DTYPE_F16 : size == 4 ? ATS_DTYPE_F32 : ATS_DTYPE_F64;
         *big_endian = order == '>' || (order == '=' && host_big_endian());
+        return ATS_STATUS_OK;
+    }
+    if (kind == 'b' && size == 1) {
+        *t = ATS_DTYPE_BOOL;
+        *big_endian = 0;
         return ATS_STATUS_OK;
     }
     char name[48];
@@ -783,7 +797,7 @@ int ats_npy_parse(struct ats_array *a, const char *path) {
     return ATS_STATUS_OK;
 }
 
-int ats_npy_open(struct ats_array **out, const char *path) {
+static int npy_open(struct ats_array **out, const char *path, int allow_bool) {
     ATS_ASSERT(out && path);
     *out = NULL;
     struct ats_array *a;
@@ -791,12 +805,25 @@ int ats_npy_open(struct ats_array **out, const char *path) {
     if (rc)
         return rc;
     rc = ats_npy_parse(a, path);
+    if (rc == ATS_STATUS_OK && a->dtype == ATS_DTYPE_BOOL && !allow_bool) {
+        rc = ATS_STATUS_EUNSUP;
+        ats_error(__FILE__, __LINE__, rc,
+                  "%.200s: dtype bool is not supported here: only float16, float32 and float64 "
+                  "can be read",
+                  path);
+    }
     if (rc) {
         ats_array_close(a);
         return rc;
     }
     *out = a;
     return ATS_STATUS_OK;
+}
+
+int ats_npy_open(struct ats_array **out, const char *path) { return npy_open(out, path, 0); }
+
+int ats_npy_open_mask(struct ats_array **out, const char *path) {
+    return npy_open(out, path, 1);
 }
 
 // ----------------------------------------------------------------------------

@@ -263,8 +263,12 @@ def test_non_finite_values_are_refused_by_the_library(value):
     (lambda: _ext.run("simplex", {"bogus": 1}), TypeError,
      "simplex\\(\\) got an unexpected keyword argument 'bogus'"),
     (lambda: _ext.run("nosuch", {}), ValueError, "unknown command 'nosuch'"),
-    (lambda: attnscale.diagnose(scores=np.ones((2, 3)), mask=np.ones((2, 3))),
-     NotImplementedError, "mask"),
+    (lambda: attnscale.diagnose(scores=np.ones((2, 3)), mask=np.ones((3, 2))),
+     ValueError, r"--mask of shape \(3, 2\) does not broadcast to the logits' shape \(2, 3\)"),
+    (lambda: attnscale.diagnose(scores=np.ones((2, 3)), mask=np.ones((2, 3), dtype=np.int8)),
+     ValueError, "mask: dtype int8 is not supported"),
+    (lambda: attnscale.diagnose(scores=np.ones((2, 3), dtype=bool)),
+     ValueError, "scores: dtype bool is not supported"),
 ])
 def test_argument_errors(call, exc, match):
     with pytest.raises(exc, match=match):

@@ -566,6 +566,7 @@ int ats_row_stats_rebeta(struct ats_row_stats *out, int64_t n, double beta, doub
 // cols) row-major sees its first lens[i] logits (lens NULL: all cols) at inverse temperatures
 // beta[c] * mult[i] (mult NULL: 1) and windows window[c], c < ncombo; out: (nrows, ncombo).
 // Results do not depend on threads. ws: ats_row_block_workspace(cols, threads) doubles.
+// A row with lens[i] = 0 (every key masked) gets n = 0, NAN statistics and regime -1.
 // A non-finite logit returns ATS_STATUS_EDOM with the first such (row, column) of the block
 // in *bad_row, *bad_col (both -1 otherwise).
 int64_t ats_row_block_workspace(int64_t cols, int threads);

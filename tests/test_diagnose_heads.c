@@ -2,7 +2,8 @@
  * test_diagnose_heads.c: `attnscale diagnose` on inputs with heads (more than two axes) against
  * the same command on each head's 2-D slice, which the release (784934a) diagnosed as rows
  * and which the golden cases keep byte for byte: the heads' output, with the "head" key and the
- * summary's ratio_median taken out, is the slices' outputs one after the other. This covers
+ * summary's per-head keys (ratio_median, regime shares) taken out, is the slices' outputs one
+ * after the other. This covers
  * what the golden cases diagnose_scores_3d, diagnose_scores_3d_causal, diagnose_output and
  * diagnose_safetensors_f32 covered before heads (issue 11).
  * Run from the repository root: make build/tests/test_diagnose_heads &&
@@ -88,6 +89,10 @@ static int64_t write_slices(const struct ats_array *a, const char *name) {
     return buf ? heads : -1;
 }
 
+// The summary keys a run with heads adds.
+static const char *const head_keys[] = {"ratio_median", "share_subcritical", "share_critical",
+                                        "share_supercritical", "share_undetermined", NULL};
+
 // The command on the heads input against the same on each slice: JSON Lines, or CSV when the
 // options ask for it (one header; the slices' headers dropped after the first).
 static void check_case(const char *label, const char *input, const char *name, int64_t heads,
@@ -119,13 +124,16 @@ static void check_case(const char *label, const char *input, const char *name, i
         ok = hc == 1;
         if (ok)
             drop_column(all.out, hc);
-        int rc = header_column(all.out, "ratio_median");
-        ok = ok && rc > 0;
-        if (ok)
-            drop_column(all.out, rc);
+        for (int i = 0; ok && head_keys[i]; i++) {
+            int c = header_column(all.out, head_keys[i]);
+            ok = c > 0;
+            if (ok)
+                drop_column(all.out, c);
+        }
     } else if (ok) {
         drop_key(all.out, "head");
-        drop_key(all.out, "ratio_median");
+        for (int i = 0; head_keys[i]; i++)
+            drop_key(all.out, head_keys[i]);
     }
     int same = ok && strcmp(all.out, want) == 0;
     ATS_CHECK(same, "%s: %lld heads give each 2-D slice's output in order (%zu bytes)", label,

@@ -568,11 +568,16 @@ static void test_arrays(void) {
             ok = rec.count > 1 && strcmp(rec.field[1].key, "head") == 0 && rec.field[1].i == h;
             memmove(&rec.field[1], &rec.field[2], (size_t)(rec.count - 2) * sizeof rec.field[0]);
             rec.count--;
-            if (ok && is_kind(&rec, "summary")) { // ratio_median follows rows
-                ok = strcmp(rec.field[2].key, "ratio_median") == 0;
-                memmove(&rec.field[2], &rec.field[3],
-                        (size_t)(rec.count - 3) * sizeof rec.field[0]);
-                rec.count--;
+            if (ok && is_kind(&rec, "summary")) { // ratio_median and 4 shares follow rows
+                ok = strcmp(rec.field[2].key, "ratio_median") == 0 &&
+                     strcmp(rec.field[6].key, "share_undetermined") == 0;
+                double sum = 0;
+                for (int f = 3; ok && f < 7; f++)
+                    sum += rec.field[f].d;
+                ok = ok && fabs(sum - 1) < 1e-12;
+                memmove(&rec.field[2], &rec.field[7],
+                        (size_t)(rec.count - 7) * sizeof rec.field[0]);
+                rec.count -= 5;
             }
             ok = ok && same_record(&rec, &one.rec[i]);
         }

@@ -48,6 +48,11 @@ int ats_row_block(struct ats_row_stats *out, const double *s, int64_t nrows, int
         int64_t n = lens ? lens[i] : cols;
         double m = mult ? mult[i] : 1;
         struct ats_row_stats *o = out + i * ncombo;
+        if (n == 0) { // a row that sees no key (every key masked): nothing to measure
+            for (int64_t c = 0; c < ncombo; c++)
+                o[c] = (struct ats_row_stats){0, NAN, NAN, NAN, NAN, NAN, beta[c] * m, NAN, -1};
+            continue;
+        }
         int rc = ats_row_stats(o, row, n, beta[0] * m, window[0], w);
         for (int64_t c = 1; c < ncombo && rc == ATS_STATUS_OK; c++) {
             o[c] = o[0];

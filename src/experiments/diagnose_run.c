@@ -36,7 +36,8 @@ static const char *const columns[] = {
     "power_alpha", "power_r2",     "power_resid_sd", "power_rmse", "best",
     "fit_error",   "best_policy",  "policy",      "scope",         "slope",
     "ratio_at_max", "rank"};
-static const char *const head_columns[] = {"ratio_median"};
+static const char *const head_columns[] = {"ratio_median", "share_subcritical", "share_critical",
+                                           "share_supercritical", "share_undetermined"};
 static const char *const target_columns[] = {
     "target_len", "beta_hat_target_log", "beta_hat_target_polylog", "beta_hat_target_power",
     "beta_hat_target_lo", "beta_hat_target_hi", "recommended_policy", "recommended_factor",
@@ -398,6 +399,7 @@ struct state {
     int64_t *lens, *rowid;
     struct ats_row_stats *st;
     double *all_n, *all_bh, *all_ratio; // (rmax,) the head's rows, for the fits
+    int *all_regime;
 
     int phase;
     struct ats_law_fits fits;
@@ -405,6 +407,7 @@ struct state {
     char fit_error[RUN_NOTE_LEN];
     double *bn, *bb; // bucket lengths and medians
     double ratio_median;
+    double shares[4]; // of the head's rows: subcritical, critical, supercritical, undetermined
     struct rank_row *ranks;
     int64_t nranks, next_rank, rank, pos, recommended;
     double pred[3], band[2]; // 4.6: the three laws at the target; the best law's band
@@ -441,6 +444,7 @@ static void state_free(void *p) {
     ats_free(s->all_n);
     ats_free(s->all_bh);
     ats_free(s->all_ratio);
+    ats_free(s->all_regime);
     ats_free(s->bn);
     ats_free(s->bb);
     ats_free(s->ranks);
@@ -471,10 +475,11 @@ static int alloc_block(struct state *s) {
     s->all_n = ats_malloc_array((size_t)rows, sizeof *s->all_n);
     s->all_bh = ats_malloc_array((size_t)rows, sizeof *s->all_bh);
     s->all_ratio = ats_malloc_array((size_t)rows, sizeof *s->all_ratio);
+    s->all_regime = ats_malloc_array((size_t)rows, sizeof *s->all_regime);
     s->bn = ats_malloc_array((size_t)rows, sizeof *s->bn);
     s->bb = ats_malloc_array((size_t)rows, sizeof *s->bb);
     if (!s->s || (s->dmax > 0 && (!s->qbuf || !s->kdata)) || !s->mrow || !s->ws || !s->mult ||
-        !s->lens || !s->rowid || !s->st || !s->all_n || !s->all_bh || !s->all_ratio || !s->bn ||
+        !s->lens || !s->rowid || !s->st || !s->all_n || !s->all_bh || !s->all_ratio || !s->all_regime || !s->bn ||
         !s->bb)
         ATS_ERROR(ATS_STATUS_ENOMEM, "out of memory for a block of %lld rows of %lld logits",
                   (long long)block, (long long)s->nmax);
@@ -597,10 +602,6 @@ static int select_keys(struct state *s, int64_t i, int64_t r) {
                       isnan(v) ? "NaN" : "infinite");
         row[m++] = v;
     }
-    if (m == 0)
-        ATS_ERROR(ATS_STATUS_EDOM, "%srow %lld sees no key (every key is masked): leave it out "
-                                   "with --rows",
-                  where(at, sizeof at, s), (long long)r);
     s->lens[i] = m;
     return ATS_STATUS_OK;
 }
@@ -647,6 +648,7 @@ static int next_block(struct ats_run *run, struct state *s) {
         s->all_n[j0 + i] = (double)s->lens[i];
         s->all_bh[j0 + i] = s->st[i * s->ncombo].beta_hat_k10;
         s->all_ratio[j0 + i] = s->st[i * s->ncombo].ratio;
+        s->all_regime[j0 + i] = s->st[i * s->ncombo].regime;
     }
     s->j0 = j0;
     s->nr = nr;
@@ -691,6 +693,15 @@ static void row_record(struct state *s, struct ats_record *rec) {
 static int cmp_double(const void *x, const void *y) {
     double a = *(const double *)x, b = *(const double *)y;
     return (a > b) - (a < b);
+}
+
+// The shares of the head's rows in each regime at the first beta and window (the last for
+// rows without a regime: fewer than 10 keys seen).
+static void regime_shares(struct state *s) {
+    for (int r = 0; r < 4; r++)
+        s->shares[r] = 0;
+    for (int64_t i = 0; i < s->nsel; i++)
+        s->shares[s->all_regime[i] < 0 ? 3 : s->all_regime[i]] += 1.0 / (double)s->nsel;
 }
 
 // Median of the head's finite ratios (NAN when none); reorders all_ratio.
@@ -768,6 +779,7 @@ static int fit_and_rank(struct ats_run *run, struct state *s) {
         return rc;
     int first_head = s->li == 0 && s->h == 0;
     s->ratio_median = ratio_median(s);
+    regime_shares(s);
     s->fit_rc = ats_fit_laws(&s->fits, s->bn, s->bb, s->all_n, s->all_bh, s->nsel);
     snprintf(s->fit_error, sizeof s->fit_error, "%s",
              s->fit_rc == ATS_STATUS_OK ? "" : ats_last_error());
@@ -831,8 +843,13 @@ static void summary_record(struct ats_run *run, struct state *s, struct ats_reco
     ats_record_string(rec, "record", "summary");
     head_keys(s, rec);
     ats_record_int(rec, "rows", s->nsel);
-    if (s->have_heads)
+    if (s->have_heads) {
+        static const char *const share_keys[4] = {"share_subcritical", "share_critical",
+                                                  "share_supercritical", "share_undetermined"};
         ats_record_double(rec, "ratio_median", s->ratio_median);
+        for (int r = 0; r < 4; r++)
+            ats_record_double(rec, share_keys[r], s->shares[r]);
+    }
     if (s->fit_rc == ATS_STATUS_OK) {
         ats_record_double(rec, "n_min", s->fits.n_min);
         ats_record_double(rec, "n_max", s->fits.n_max);
@@ -902,9 +919,16 @@ static int finish_plot(struct ats_run *run, struct state *s) {
             ATS_ERROR(ATS_STATUS_EDOM, "--plot: no law to draw: %s", s->fit_error);
         rc = diagnose_law_figure(&f, s->all_n, s->all_bh, s->nsel, s->bn, s->bb,
                                  s->fits.buckets, &s->fits, s->target_len, NULL);
+    } else if (s->have_layers) {
+        rc = diagnose_heads_figure(&f, s->layer_names, s->nin, s->hmax, s->heads_ratio,
+                                   s->window.v[0]);
     } else {
-        rc = diagnose_heads_figure(&f, s->have_layers ? s->layer_names : NULL, s->nin, s->hmax,
-                                   s->heads_ratio, s->window.v[0]);
+        // One input (..., A, heads, rows, n): a row per index of the axes before the last
+        // leading one (layers, when the array is a model's), a column per head.
+        const struct input *in = &s->in[0];
+        int64_t cols = in->shape[in->ndim - 3];
+        rc = diagnose_heads_figure(&f, NULL, in->heads / cols, cols, s->heads_ratio,
+                                   s->window.v[0]);
     }
     if (rc != ATS_STATUS_OK)
         return rc;
@@ -1199,7 +1223,7 @@ const struct ats_command command_diagnose = {
     "\n"
     "Examples:\n"
     "  attnscale diagnose --scores logits.npy --causal --policy all --format csv\n"
-    "  attnscale diagnose --q q.npy --k k.npy --mask mask.npy --rows 0:32767:64:log \\\n"
+    "  attnscale diagnose --q q.npy --k k.npy --mask mask.npy --rows 1:32767:64:log \\\n"
     "      --policy all --target-len 131072 --plot heads.png\n",
     options,
     (int64_t)(sizeof options / sizeof options[0]),

@@ -389,8 +389,13 @@ int64_t ats_array_cols(const struct ats_array *a) {
 static void release_pages(const struct ats_array *a, size_t begin, size_t end) {
     if (!a->page)
         return;
-    size_t lo = begin / a->page * a->page;
-    size_t hi = end >= a->map_len ? a->map_len : end / a->page * a->page;
+    // Outward to whole windows of 64 KiB (the kernel's fault-around maps the aligned 64 KiB
+    // around a faulting page): a read of a few rows would otherwise leave up to 16 pages
+    // mapped each time. A page shared with rows not read yet only faults in again.
+    const size_t window = a->page > 65536 ? a->page : 65536;
+    size_t lo = begin / window * window;
+    size_t hi = (end + window - 1) / window * window;
+    hi = hi > a->map_len ? a->map_len : hi;
     if (hi > lo)
         madvise((void *)(uintptr_t)(a->map + lo), hi - lo, MADV_DONTNEED);
 }

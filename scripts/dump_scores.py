@@ -1,133 +1,305 @@
 #!/usr/bin/python3
-"""Dump attention queries, keys or logits from a PyTorch model to .npy for `attnscale diagnose`.
+"""Dump what attnscale.torch.capture records from a PyTorch model to .npy for `attnscale diagnose`.
 
-Library use, on your own model: hook the modules that produce the queries and keys, run the
-model once, and save one head:
+The capture sees the logits the model really uses (post-rotary queries and keys, every scale,
+the model's mask): see `attnscale.torch`. This script writes them, one directory per attention
+call, for the command line or for inspection.
+
+Library use, on your own model (PYTHONPATH=build/python:scripts):
 
     import dump_scores
-    cap = dump_scores.Capture(model.layers[3].self_attn.q_proj,
-                              model.layers[3].self_attn.k_proj)
-    model(input_ids)
-    cap.save("out/", heads=32, kv_heads=8, head=0, causal=True)   # q.npy, k.npy, logits.npy
-    cap.close()
+    calls = dump_scores.dump(model, (input_ids,), "out/")      # runs the model once
+    # or, after your own `with attnscale.torch.capture(model) as cap: ...`:
+    calls = dump_scores.dump_capture(cap, "out/")
+    for c in calls:
+        print(c["command"])            # the matching `attnscale diagnose` command line
 
-then:  attnscale diagnose --q out/q.npy --k out/k.npy --causal --policy all
-   or: attnscale diagnose --scores out/logits.npy --causal
+Each directory (the layer's qualified name; a layer called more than once gets "_<i>" for its
+i-th call) holds, for batch element `batch` (default 0):
+    q.npy     (heads, n, d)     post-rotary queries       } when the model's attention passes
+    k.npy     (kv_heads, n, d)  post-rotary keys          } q and k (SDPA, attention_function)
+    mask.npy  broadcastable to (heads, n, n): bool (True: seen) or additive float, when the
+              call had a mask (is_causal: the (n, n) bool lower triangle)
+    logits.npy (heads, n, n)    the logits with the mask applied (-inf where a bool mask is
+              False); the model's own tensor on the softmax path (then the only file), formed
+              in float64 from q and k otherwise
+and out/index.json lists every call: layer, path, directory, scale, files, command.
+bfloat16 tensors are written as float32 (exactly: every bfloat16 is a float32). The commands
+are `attnscale diagnose --q q.npy --k k.npy --scale S [--mask mask.npy]` for q/k, and
+`attnscale diagnose --scores logits.npy --masked-logits` for softmax-path logits: their
+per-head records equal cap.diagnose(batch=batch)'s for that layer, bit for bit.
 
-Rotary embeddings are applied inside most attention modules after q_proj/k_proj; to diagnose
-the logits the model really uses, hook the tensors after rotation (for example by wrapping the
-model's apply_rotary_pos_emb) or pass already-rotated q and k to save_qk().
+Command-line use builds a small randomly initialised Llama-style decoder (RMSNorm, rotary
+embeddings, grouped-query attention, an additive torch.finfo(dtype).min causal mask; no
+download) and dumps every layer:
 
-Command-line use builds a small randomly initialised attention layer (no download needed) and
-dumps one head of it:
+    /usr/bin/python3 scripts/dump_scores.py --out DIR [--n 64] [--layers 2] [--heads 8]
+        [--kv-heads 2] [--head-dim 16] [--dtype float32|float64|bfloat16]
+        [--attention function|softmax] [--weights] [--seed 0]
 
-    /usr/bin/python3 scripts/dump_scores.py --out DIR [--n 256] [--d-model 64] [--heads 4]
-                                            [--head 0] [--seed 0]
-
-It writes DIR/q.npy (n, d_head), DIR/k.npy (n, d_head), DIR/logits.npy (n, n; q.k/sqrt(d_head),
--inf above the diagonal) and DIR/weights.npy (n, n; the causal softmax computed by PyTorch).
+--attention function (default): the attention modules call attnscale.torch.attention_function
+("eager") exactly as transformers calls its attention functions (q.npy, k.npy, mask.npy,
+logits.npy); softmax: eager attention written in the module, recorded at torch.softmax
+(logits.npy only). --weights also writes weights.npy (heads, n, n): the attention weights the
+model computed (softmax in float32, as transformers' eager attention).
 """
 import argparse
+import json
+import math
 import os
+import re
+import shlex
 import sys
 
 import numpy as np
 import torch
 
+try:
+    import attnscale.torch as at
+except ImportError:
+    # Not installed or not on PYTHONPATH (or a sanitizer build's extension): the checkout's
+    # python/attnscale/torch.py alone, which needs the compiled package only for diagnose.
+    import importlib.util
 
-def save_qk(out_dir, q, k, causal=True):
-    """Save q, k: (n, d_head) tensors as q.npy, k.npy and their logits as logits.npy."""
+    _spec = importlib.util.spec_from_file_location(
+        "attnscale_torch", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                                        "python", "attnscale", "torch.py"))
+    at = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(at)
+
+
+def _float_array(x, bf16):
+    """A numpy array for a .npy file: int16 bfloat16 bits widened to float32 (exactly)."""
+    x = np.asarray(x)
+    if bf16 and x.dtype == np.int16:
+        return (x.view(np.uint16).astype(np.uint32) << 16).view(np.float32)
+    return x
+
+
+def _dirname(name):
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name.replace("#", "_"))
+
+
+def dump_capture(cap, out_dir, batch=0, logits=True, weights=None):
+    """Write the calls recorded by ``cap`` (an attnscale.torch.capture) under out_dir.
+
+    batch: the batch element written (heads, n, ...). logits: also write logits.npy for q/k
+    calls (an n x n array per head, formed in float64). weights: optional {call index:
+    (batch, heads, n, n) tensor} written as weights.npy. Returns the list written to
+    out_dir/index.json: one dict per call with layer, path, dir, scale (None for logits),
+    files and command (the `attnscale diagnose` command line, a str).
+    """
     os.makedirs(out_dir, exist_ok=True)
-    q = q.detach().to(torch.float64).cpu()
-    k = k.detach().to(torch.float64).cpu()
-    if q.ndim != 2 or k.ndim != 2 or q.shape[1] != k.shape[1]:
-        raise ValueError(f"q and k must be (n, d) with the same d, got {tuple(q.shape)}, "
-                         f"{tuple(k.shape)}")
-    logits = q @ k.T / q.shape[1] ** 0.5
-    if causal:
-        mask = torch.ones_like(logits, dtype=torch.bool).triu(1)
-        logits = logits.masked_fill(mask, float("-inf"))
-    np.save(os.path.join(out_dir, "q.npy"), q.numpy())
-    np.save(os.path.join(out_dir, "k.npy"), k.numpy())
-    np.save(os.path.join(out_dir, "logits.npy"), logits.to(torch.float32).numpy())
-    return logits
+    index = []
+    inputs = cap.layer_inputs(batch)
+    for c, layer in zip(cap.calls, inputs):
+        d = os.path.join(out_dir, _dirname(layer["name"]))
+        os.makedirs(d, exist_ok=True)
+        bf16 = layer.get("dtype") == "bfloat16"
+        files = {}
+
+        def save(key, arr):
+            files[key] = os.path.join(d, key + ".npy")
+            np.save(files[key], _float_array(arr, bf16))
+
+        if "scores" in layer:
+            save("logits", layer["scores"])
+            cmd = ["diagnose", "--scores", files["logits"], "--masked-logits"]
+        else:
+            save("q", layer["q"])
+            save("k", layer["k"])
+            cmd = ["diagnose", "--q", files["q"], "--k", files["k"],
+                   "--scale", repr(layer["scale"])]
+            if "mask" in layer:
+                save("mask", layer["mask"])
+                cmd += ["--mask", files["mask"]]
+            if logits:
+                files["logits"] = os.path.join(d, "logits.npy")
+                np.save(files["logits"], cap.logits(c.index)[batch].numpy())
+        if weights is not None and c.index in weights:
+            files["weights"] = os.path.join(d, "weights.npy")
+            np.save(files["weights"], weights[c.index][batch].detach().to(torch.float64)
+                    .cpu().numpy())
+        index.append({"layer": layer["name"], "path": c.path, "dir": d,
+                      "scale": layer.get("scale"), "files": files,
+                      "command": "attnscale " + shlex.join(cmd)})
+    with open(os.path.join(out_dir, "index.json"), "w") as f:
+        json.dump(index, f, indent=1)
+    return index
 
 
-class Capture:
-    """Forward hooks on the query and key projections of one attention layer."""
-
-    def __init__(self, q_module, k_module):
-        self.q = self.k = None
-        self.handles = [q_module.register_forward_hook(self._hook("q")),
-                        k_module.register_forward_hook(self._hook("k"))]
-
-    def _hook(self, name):
-        def hook(module, inputs, output):
-            setattr(self, name, output.detach())
-        return hook
-
-    def save(self, out_dir, heads, head=0, batch=0, causal=True, kv_heads=None):
-        """Split the captured (batch, n, heads * d_head) query and (batch, n, kv_heads * d_head)
-        key projections and save query head `head` with the key head it attends with
-        (grouped-query attention: kv_heads divides heads; default kv_heads = heads)."""
-        if self.q is None or self.k is None:
-            raise RuntimeError("run the model once after creating the Capture")
-        kv_heads = heads if kv_heads is None else kv_heads
-        if heads % kv_heads or not 0 <= head < heads:
-            raise ValueError(f"need kv_heads dividing heads and 0 <= head < heads, got "
-                             f"heads={heads}, kv_heads={kv_heads}, head={head}")
-        q = self.q[batch].reshape(self.q.shape[1], heads, -1)[:, head]
-        k = self.k[batch].reshape(self.k.shape[1], kv_heads, -1)[:, head // (heads // kv_heads)]
-        return save_qk(out_dir, q, k, causal)
-
-    def close(self):
-        for h in self.handles:
-            h.remove()
+def dump(model, inputs, out_dir, layers=None, batch=0, logits=True, **kwargs):
+    """Run ``model(*inputs, **kwargs)`` once under attnscale.torch.capture(model, layers) (in
+    torch.no_grad) and write what it recorded (see dump_capture). Returns dump_capture's
+    list."""
+    with torch.no_grad(), at.capture(model, layers=layers) as cap:
+        model(*inputs, **kwargs)
+    return dump_capture(cap, out_dir, batch=batch, logits=logits)
 
 
-class TinyAttention(torch.nn.Module):
-    """One multi-head self-attention layer with separate q/k/v projections."""
+# ----------------------------------------------------------------------------
+# A small Llama-style decoder (transformers' LlamaModel, written out), random weights.
 
-    def __init__(self, d_model, heads):
+class RMSNorm(torch.nn.Module):
+    def __init__(self, dim, eps=1e-6):
         super().__init__()
-        self.heads = heads
-        self.q_proj = torch.nn.Linear(d_model, d_model, bias=False)
-        self.k_proj = torch.nn.Linear(d_model, d_model, bias=False)
-        self.v_proj = torch.nn.Linear(d_model, d_model, bias=False)
+        self.weight = torch.nn.Parameter(torch.ones(dim))
+        self.eps = eps
 
     def forward(self, x):
-        b, n, dm = x.shape
-        split = lambda t: t.reshape(b, n, self.heads, dm // self.heads).transpose(1, 2)
-        q, k, v = split(self.q_proj(x)), split(self.k_proj(x)), split(self.v_proj(x))
-        logits = q @ k.transpose(-1, -2) / (dm // self.heads) ** 0.5
-        mask = torch.ones(n, n, dtype=torch.bool).triu(1)
-        weights = torch.softmax(logits.masked_fill(mask, float("-inf")), dim=-1)
-        self.last_weights = weights.detach()
-        return (weights @ v).transpose(1, 2).reshape(b, n, dm)
+        dtype = x.dtype
+        h = x.to(torch.float32)
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * h.to(dtype)
+
+
+class Rotary(torch.nn.Module):
+    """cos, sin (batch, n, head_dim) of the positions, computed in float32 as transformers'
+    LlamaRotaryEmbedding does."""
+
+    def __init__(self, head_dim, theta=10000.0):
+        super().__init__()
+        inv = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float()
+                               / head_dim))
+        self.register_buffer("inv_freq", inv, persistent=False)
+
+    @torch.no_grad()
+    def forward(self, x, position_ids):
+        inv = self.inv_freq[None, :, None].float().expand(position_ids.shape[0], -1, 1)
+        freqs = (inv @ position_ids[:, None, :].float()).transpose(1, 2)
+        emb = torch.cat((freqs, freqs), dim=-1)
+        return emb.cos().to(x.dtype), emb.sin().to(x.dtype)
+
+
+def rotate_half(x):
+    h = x.shape[-1] // 2
+    return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
+
+
+def apply_rotary_pos_emb(q, k, cos, sin):
+    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+    return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+
+
+class Attention(torch.nn.Module):
+    def __init__(self, hidden, heads, kv_heads, head_dim, attention):
+        super().__init__()
+        self.heads, self.kv_heads, self.head_dim = heads, kv_heads, head_dim
+        self.num_key_value_groups = heads // kv_heads
+        self.scaling = head_dim ** -0.5
+        self.is_causal = True
+        self.q_proj = torch.nn.Linear(hidden, heads * head_dim, bias=False)
+        self.k_proj = torch.nn.Linear(hidden, kv_heads * head_dim, bias=False)
+        self.v_proj = torch.nn.Linear(hidden, kv_heads * head_dim, bias=False)
+        self.o_proj = torch.nn.Linear(heads * head_dim, hidden, bias=False)
+        self.attention = attention
+        self.attention_interface = at.attention_function("eager")
+        self.weights = None  # a list when the attention weights are kept
+
+    def forward(self, x, cos, sin, mask):
+        shape = (*x.shape[:-1], -1, self.head_dim)
+        q = self.q_proj(x).view(shape).transpose(1, 2)
+        k = self.k_proj(x).view(shape).transpose(1, 2)
+        v = self.v_proj(x).view(shape).transpose(1, 2)
+        q, k = apply_rotary_pos_emb(q, k, cos, sin)
+        if self.attention == "function":
+            out, w = self.attention_interface(self, q, k, v, mask, dropout=0.0,
+                                              scaling=self.scaling)
+        else:
+            kr = at.repeat_kv(k, self.num_key_value_groups)
+            vr = at.repeat_kv(v, self.num_key_value_groups)
+            logits = torch.matmul(q, kr.transpose(2, 3)) * self.scaling + mask
+            w = torch.softmax(logits, dim=-1, dtype=torch.float32).to(q.dtype)
+            out = torch.matmul(w, vr).transpose(1, 2).contiguous()
+        if self.weights is not None:
+            self.weights.append(w.detach())
+        return self.o_proj(out.reshape(*x.shape[:-1], -1))
+
+
+class DecoderLayer(torch.nn.Module):
+    def __init__(self, hidden, heads, kv_heads, head_dim, attention):
+        super().__init__()
+        self.input_layernorm = RMSNorm(hidden)
+        self.self_attn = Attention(hidden, heads, kv_heads, head_dim, attention)
+        self.post_attention_layernorm = RMSNorm(hidden)
+        self.gate_proj = torch.nn.Linear(hidden, 2 * hidden, bias=False)
+        self.up_proj = torch.nn.Linear(hidden, 2 * hidden, bias=False)
+        self.down_proj = torch.nn.Linear(2 * hidden, hidden, bias=False)
+
+    def forward(self, x, cos, sin, mask):
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask)
+        h = self.post_attention_layernorm(x)
+        return x + self.down_proj(torch.nn.functional.silu(self.gate_proj(h)) * self.up_proj(h))
+
+
+class TinyLlama(torch.nn.Module):
+    """A Llama-style decoder: layers named layers.<i>.self_attn."""
+
+    def __init__(self, vocab=101, layers=2, heads=8, kv_heads=2, head_dim=16,
+                 attention="function"):
+        super().__init__()
+        hidden = heads * head_dim
+        self.embed_tokens = torch.nn.Embedding(vocab, hidden)
+        self.layers = torch.nn.ModuleList(
+            DecoderLayer(hidden, heads, kv_heads, head_dim, attention) for _ in range(layers))
+        self.norm = RMSNorm(hidden)
+        self.rotary_emb = Rotary(head_dim)
+
+    def forward(self, input_ids):
+        x = self.embed_tokens(input_ids)
+        b, n = input_ids.shape
+        pos = torch.arange(n)[None].expand(b, n)
+        cos, sin = self.rotary_emb(x, pos)
+        mask = torch.full((n, n), torch.finfo(x.dtype).min, dtype=x.dtype).triu(1)
+        mask = mask[None, None].expand(b, 1, n, n)
+        for layer in self.layers:
+            x = layer(x, cos, sin, mask)
+        return self.norm(x)
 
 
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, help="output directory")
-    ap.add_argument("--n", type=int, default=256, help="sequence length (default 256)")
-    ap.add_argument("--d-model", type=int, default=64, help="model width (default 64)")
-    ap.add_argument("--heads", type=int, default=4, help="attention heads (default 4)")
-    ap.add_argument("--head", type=int, default=0, help="head to dump (default 0)")
+    ap.add_argument("--n", type=int, default=64, help="sequence length (default 64)")
+    ap.add_argument("--layers", type=int, default=2, help="decoder layers (default 2)")
+    ap.add_argument("--heads", type=int, default=8, help="query heads (default 8)")
+    ap.add_argument("--kv-heads", type=int, default=2, help="key/value heads (default 2)")
+    ap.add_argument("--head-dim", type=int, default=16, help="head dimension (default 16)")
+    ap.add_argument("--dtype", choices=["float32", "float64", "bfloat16"], default="float32")
+    ap.add_argument("--attention", choices=["function", "softmax"], default="function",
+                    help="attention_function (q, k, mask) or eager softmax (logits)")
+    ap.add_argument("--weights", action="store_true", help="also write weights.npy")
     ap.add_argument("--seed", type=int, default=0, help="torch seed (default 0)")
     a = ap.parse_args(argv)
-    if a.n < 1 or a.heads < 1 or a.d_model % a.heads or not 0 <= a.head < a.heads:
-        ap.error("need n >= 1, heads dividing d-model and 0 <= head < heads")
+    if (a.n < 1 or a.layers < 1 or a.kv_heads < 1 or a.heads % a.kv_heads
+            or a.head_dim < 2 or a.head_dim % 2):
+        ap.error("need n, layers, kv-heads >= 1, kv-heads dividing heads, an even head-dim")
     torch.manual_seed(a.seed)
-    layer = TinyAttention(a.d_model, a.heads).double()
-    cap = Capture(layer.q_proj, layer.k_proj)
-    x = torch.randn(1, a.n, a.d_model, dtype=torch.float64)
-    with torch.no_grad():
-        layer(x)
-    cap.save(a.out, a.heads, a.head)
-    cap.close()
-    np.save(os.path.join(a.out, "weights.npy"), layer.last_weights[0, a.head].numpy())
-    print(f"wrote {a.out}/q.npy, k.npy, logits.npy, weights.npy (head {a.head} of {a.heads})\n"
-          f"next: attnscale diagnose --q {a.out}/q.npy --k {a.out}/k.npy --causal")
+    model = TinyLlama(layers=a.layers, heads=a.heads, kv_heads=a.kv_heads,
+                      head_dim=a.head_dim, attention=a.attention)
+    for name, p in model.named_parameters():  # queries and keys large enough to separate
+        if name.endswith(("q_proj.weight", "k_proj.weight")):
+            torch.nn.init.normal_(p, std=2.0 / math.sqrt(p.shape[1]))
+    model = model.to(getattr(torch, a.dtype)).eval()
+    attn = [m for m in model.modules() if isinstance(m, Attention)]
+    for m in attn:
+        m.weights = [] if a.weights else None
+    ids = torch.randint(0, 101, (1, a.n))
+    with torch.no_grad(), at.capture(model) as cap:
+        model(ids)
+    weights = None
+    if a.weights:
+        seen = {}
+        weights = {}
+        for c in cap.calls:
+            m = model.get_submodule(c.layer)
+            i = seen.get(c.layer, 0)
+            seen[c.layer] = i + 1
+            weights[c.index] = m.weights[i]
+    index = dump_capture(cap, a.out, weights=weights)
+    print(f"wrote {len(index)} attention calls under {a.out} (index.json); diagnose them with:")
+    for c in index:
+        print("  " + c["command"])
     return 0
 
 

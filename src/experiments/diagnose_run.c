@@ -698,10 +698,11 @@ static int cmp_double(const void *x, const void *y) {
 // The shares of the head's rows in each regime at the first beta and window (the last for
 // rows without a regime: fewer than 10 keys seen).
 static void regime_shares(struct state *s) {
-    for (int r = 0; r < 4; r++)
-        s->shares[r] = 0;
+    int64_t count[4] = {0, 0, 0, 0};
     for (int64_t i = 0; i < s->nsel; i++)
-        s->shares[s->all_regime[i] < 0 ? 3 : s->all_regime[i]] += 1.0 / (double)s->nsel;
+        count[s->all_regime[i] < 0 ? 3 : s->all_regime[i]]++;
+    for (int r = 0; r < 4; r++)
+        s->shares[r] = (double)count[r] / (double)s->nsel;
 }
 
 // Median of the head's finite ratios (NAN when none); reorders all_ratio.

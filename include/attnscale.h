@@ -797,6 +797,10 @@ struct ats_figure {
 // ats_plot_heatmap.
 int ats_figure_draw(const struct ats_figure *f, const char *path);
 
+// A --plot: the figure drawn into path (.png, .svg or .pdf) and, when it has a table (rows),
+// the table as CSV beside it (path with its extension replaced by .csv).
+int ats_figure_plot(const struct ats_figure *f, const char *path);
+
 // Writes f's table as CSV (header from the first row's keys) to DIR/NAME.csv and draws it to
 // DIR/NAME.png. ATS_STATUS_EIO (with the file named) when a file cannot be written.
 int ats_figure_save(const struct ats_figure *f, const char *dir);

@@ -194,6 +194,34 @@ int main(void) {
     free(file);
     run_free(&o);
     run_free(&s);
+    // --plot with heads: the heat map, and beside it its table, one row per head with the
+    // summary's ratio_median (the heads of one 3-D array: layer 0).
+    snprintf(in, sizeof in, "diagnose --scores %s/scores_3d.npy --plot %s/heads.png",
+             fix, tmpdir);
+    struct run pl = run(in);
+    snprintf(p, sizeof p, "%s/heads.csv", tmpdir);
+    char *table = slurp(p);
+    int rows_ok = pl.status == 0 && strncmp(table, "layer,head,ratio_median\n", 24) == 0;
+    const char *line = strchr(table, '\n');
+    for (int h = 0; rows_ok && h < 2; h++) {
+        char key[64];
+        snprintf(key, sizeof key, "\"head\":%d,\"rows\":3,\"ratio_median\":", h);
+        const char *sum = strstr(pl.out, key);
+        long layer = -1, head = -1;
+        double ratio = NAN;
+        rows_ok = sum && line && sscanf(line + 1, "%ld,%ld,%lf", &layer, &head, &ratio) == 3 &&
+                  layer == 0 && head == h && ratio == strtod(sum + strlen(key), NULL);
+        line = line ? strchr(line + 1, '\n') : NULL;
+    }
+    snprintf(p, sizeof p, "%s/heads.png", tmpdir);
+    char *png = slurp(p);
+    ATS_CHECK(rows_ok && strncmp(png + 1, "PNG", 3) == 0,
+              "--plot heads.png with heads.csv beside it: layer, head and each summary's "
+              "ratio_median (%s)",
+              table);
+    free(png);
+    free(table);
+    run_free(&pl);
     snprintf(in, sizeof in, "rm -rf %s", tmpdir);
     if (system(in) != 0)
         fprintf(stderr, "could not remove %s\n", tmpdir);

@@ -1185,7 +1185,7 @@ static void *worker(void *arg) {
     job_notes(j);
     const struct ats_figure *fig = ats_run_figure(run);
     if (fig && j->plot) {
-        rc = ats_figure_draw(fig, j->plot);
+        rc = ats_figure_plot(fig, j->plot);
         if (rc != ATS_STATUS_OK) {
             job_fail(j, rc, "plot: %s%s", ats_last_error(), "");
             goto done;

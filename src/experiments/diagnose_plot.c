@@ -334,23 +334,6 @@ int diagnose_heads_figure(struct figure **out, const char *const *layers, int64_
 // The public entry point: the map and its CSV
 
 // f's table as CSV to path (the record writer, as ats_figure_save).
-static int write_table(const struct ats_figure *f, const char *path) {
-    FILE *csv = fopen(path, "w");
-    if (!csv)
-        ATS_ERROR(ATS_STATUS_EIO, "cannot write '%s': %s", path, strerror(errno));
-    struct ats_writer *w = NULL;
-    int rc = ats_writer_alloc(&w, csv, ATS_FORMAT_CSV);
-    for (int64_t i = 0; rc == ATS_STATUS_OK && i < f->nrows; i++)
-        rc = ats_writer_record(w, &f->rows[i]);
-    ats_writer_free(w);
-    int bad = fclose(csv) != 0;
-    if (rc != ATS_STATUS_OK)
-        return rc;
-    if (bad)
-        ATS_ERROR(ATS_STATUS_EIO, "writing '%s' failed", path);
-    return ATS_STATUS_OK;
-}
-
 int ats_diagnose_plot_heads(const char *path, const char *const *layers, int64_t nlayers,
                             int64_t nheads, const double *ratio, double window) {
     ATS_ASSERT(path && (ratio || nlayers < 1 || nheads < 1));
@@ -361,19 +344,7 @@ int ats_diagnose_plot_heads(const char *path, const char *const *layers, int64_t
     rc = diagnose_heads_figure(&f, layers, nlayers, nheads, ratio, window);
     if (rc != ATS_STATUS_OK)
         return rc;
-    // path ends in .png, .svg or .pdf (checked): the CSV swaps those 4 characters.
-    size_t len = strlen(path);
-    char *csv = ats_malloc(len + 1);
-    if (!csv) {
-        figure_free(f);
-        ATS_ERROR(ATS_STATUS_ENOMEM, "out of memory");
-    }
-    memcpy(csv, path, len - 4);
-    memcpy(csv + len - 4, ".csv", 5);
-    rc = ats_figure_draw(&f->f, path);
-    if (rc == ATS_STATUS_OK)
-        rc = write_table(&f->f, csv);
-    ats_free(csv);
+    rc = ats_figure_plot(&f->f, path);
     figure_free(f);
     return rc;
 }

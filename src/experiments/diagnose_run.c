@@ -95,8 +95,8 @@ static const struct ats_option options[] = {
      "critical, by what factor (THEORY.md 4.6; with --policy)\n",
      NULL},
     {"plot", ATS_OPTION_TEXT, OPT_OFF(S, plot), DOM_NONE, NULL, "FILE",
-     "draw (png, svg or pdf): one head: beta_hat_k10 against n with the laws;\n"
-     "several: the heads' median beta/beta_hat_k10 (its CSV beside it)\n",
+     "draw (png, svg or pdf; its table as CSV beside it): one head: beta_hat_k10\n"
+     "against n with the laws; several: the heads' median beta/beta_hat_k10\n",
      NULL},
     OPTIONS_POLICY_PARAMS(S),
     OPTIONS_SEED_THREADS(S),

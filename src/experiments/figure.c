@@ -110,10 +110,8 @@ int ats_figure_draw(const struct ats_figure *f, const char *path) {
     return ats_plot_lines(path, &f->axes, f->series, f->nseries);
 }
 
-int ats_figure_save(const struct ats_figure *f, const char *dir) {
-    ATS_ASSERT(f && f->name && dir);
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s.csv", dir, f->name);
+// The figure's table as CSV into path.
+static int write_table(const struct ats_figure *f, const char *path) {
     FILE *out = fopen(path, "w");
     if (!out)
         ATS_ERROR(ATS_STATUS_EIO, "cannot write '%s': %s", path, strerror(errno));
@@ -127,6 +125,34 @@ int ats_figure_save(const struct ats_figure *f, const char *dir) {
         return rc;
     if (bad)
         ATS_ERROR(ATS_STATUS_EIO, "writing %s failed", path);
+    return ATS_STATUS_OK;
+}
+
+int ats_figure_plot(const struct ats_figure *f, const char *path) {
+    ATS_ASSERT(f && path);
+    int rc = ats_plot_check_path(path);
+    if (rc != ATS_STATUS_OK)
+        ATS_ERROR(rc, "'%s' must end in .png, .svg or .pdf", path);
+    if ((rc = ats_figure_draw(f, path)) != ATS_STATUS_OK || f->nrows == 0)
+        return rc;
+    size_t len = strlen(path); // ends in .png, .svg or .pdf: the CSV swaps those 4 characters
+    char *csv = ats_malloc(len + 1);
+    if (!csv)
+        ATS_ERROR(ATS_STATUS_ENOMEM, "out of memory");
+    memcpy(csv, path, len - 4);
+    memcpy(csv + len - 4, ".csv", 5);
+    rc = write_table(f, csv);
+    ats_free(csv);
+    return rc;
+}
+
+int ats_figure_save(const struct ats_figure *f, const char *dir) {
+    ATS_ASSERT(f && f->name && dir);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s.csv", dir, f->name);
+    int rc = write_table(f, path);
+    if (rc != ATS_STATUS_OK)
+        return rc;
     snprintf(path, sizeof path, "%s/%s.png", dir, f->name);
     rc = ats_figure_draw(f, path);
     if (rc != ATS_STATUS_OK)

@@ -72,7 +72,7 @@ int cli_run_records(const struct ats_command *cmd, int argc, char **argv) {
     cli_progress_show(&prog, &c, run, 1);
     const struct ats_figure *fig = ats_run_figure(run);
     const char *plot = text_option(cmd, &spec, "plot");
-    if (fig && plot && ats_figure_draw(fig, plot) != ATS_STATUS_OK)
+    if (fig && plot && ats_figure_plot(fig, plot) != ATS_STATUS_OK)
         cli_fail(&c, "--plot: %s", ats_last_error());
     ats_run_free(run);
     cli_spec_clear(cmd, &spec);

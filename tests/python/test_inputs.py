@@ -60,10 +60,14 @@ def test_non_contiguous_is_copied_once_with_the_same_results(make):
 
 
 RSS_SCRIPT = textwrap.dedent("""
-    import resource, sys
+    import sys
     import numpy as np
     import attnscale
-    peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    # VmHWM is this process's own peak: ru_maxrss also carries the peak of the process that
+    # spawned it (Linux keeps it across exec, and subprocess may vfork the test runner).
+    def peak():
+        with open("/proc/self/status") as f:
+            return next(int(l.split()[1]) for l in f if l.startswith("VmHWM:")) / 1024.0
     a = np.ones((25000, 4096), np.float32)          # 410 MB, every page touched
     x = a if sys.argv[1] == "contiguous" else a[:, ::2]
     before = peak()

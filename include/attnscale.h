@@ -960,6 +960,7 @@ struct ats_diagnose_layer {
     const struct ats_array *mask;   // broadcastable to (..., rows, n), or NULL
     double scale;                   // logits = scale q.k; NAN: 1/sqrt(d)
     int masked_logits;              // logits at the mask thresholds are keys not seen
+    int causal;                     // row p sees keys 0..p only (as the spec's causal)
 };
 
 // `diagnose`: the gap-counting diagnostic on rows of logits (THEORY.md 4).

@@ -113,6 +113,8 @@ def dump_capture(cap, out_dir, batch=0, logits=True, weights=None):
             if "mask" in layer:
                 save("mask", layer["mask"])
                 cmd += ["--mask", files["mask"]]
+            if layer.get("causal"):
+                cmd += ["--causal"]
             if logits:
                 files["logits"] = os.path.join(d, "logits.npy")
                 np.save(files["logits"], cap.logits(c.index)[batch].numpy())

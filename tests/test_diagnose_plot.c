@@ -586,11 +586,31 @@ int main(void) {
     test_law_figure();
     test_heads();
 
+    // Labels longer than the label buffer (512 bytes) in two-byte characters: shortened on a
+    // character boundary, so cairo still gets UTF-8.
+    char long_names[3][700];
+    const char *ln[3];
+    for (int i = 0; i < 3; i++) {
+        size_t k = 0;
+        for (int j = 0; j < 300; j++) {
+            long_names[i][k++] = (char)0xC3; // U+00E9
+            long_names[i][k++] = (char)0xA9;
+        }
+        snprintf(long_names[i] + k, sizeof long_names[i] - k, "%d", i);
+        ln[i] = long_names[i];
+    }
+    double ones[6] = {1, 1, 1, 1, 1, 1};
+    int urc = ats_diagnose_plot_heads(tmp("utf8.png"), ln, 3, 2, ones, 2);
+    ATS_CHECK(urc == ATS_STATUS_OK && file_size(tmp("utf8.png")) > 0,
+              "600-byte UTF-8 layer names drawn (rc %d: %s)", urc,
+              urc ? ats_last_error() : "ok");
+
     // Remove the temporary files.
     static const char *const files[] = {
         "law.png",   "law.svg",       "law.pdf",       "law2.png",      "heads.png",
         "heads.csv", "heads_svg.svg", "heads_svg.csv", "heads_pdf.pdf", "heads_pdf.csv",
-        "big0.png",  "big0.csv",      "big1.png",      "big1.csv"};
+        "big0.png",  "big0.csv",      "big1.png",      "big1.csv",      "utf8.png",
+        "utf8.csv"};
     for (size_t i = 0; i < sizeof files / sizeof *files; i++)
         unlink(tmp(files[i]));
     ATS_CHECK(rmdir(dir) == 0, "temporary directory removed (nothing else left in it)");

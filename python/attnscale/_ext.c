@@ -259,36 +259,75 @@ static int item_to_double(double *out, const char *p, const char *f, Py_ssize_t 
 // What a call holds until it returns: buffer views, copies, wrapped arrays, value lists and
 // Python objects whose storage the spec points into.
 
-#define HELD_MAX 1024
-
 struct held {
-    Py_buffer views[HELD_MAX];
-    int nviews;
-    void *mem[HELD_MAX]; // PyMem_Malloc'd: value lists, contiguous copies
-    int nmem;
-    struct ats_array *arrays[HELD_MAX];
-    int narrays;
-    PyObject *refs[HELD_MAX];
-    int nrefs;
+    Py_buffer **views; // each view apart, so a view in use stays put while the lists grow
+    int nviews, capviews;
+    void **mem; // PyMem_Malloc'd: value lists, contiguous copies
+    int nmem, capmem;
+    struct ats_array **arrays;
+    int narrays, caparrays;
+    PyObject **refs;
+    int nrefs, caprefs;
 };
 
 static void held_release(struct held *h) {
     for (int i = 0; i < h->narrays; i++)
         ats_array_close(h->arrays[i]);
     for (int i = 0; i < h->nviews; i++)
-        PyBuffer_Release(&h->views[i]);
+        PyBuffer_Release(h->views[i]);
+    for (int i = 0; i < h->capviews; i++)
+        PyMem_Free(h->views[i]);
     for (int i = 0; i < h->nmem; i++)
         PyMem_Free(h->mem[i]);
     for (int i = 0; i < h->nrefs; i++)
         Py_DECREF(h->refs[i]);
-    h->narrays = h->nviews = h->nmem = h->nrefs = 0;
+    PyMem_Free(h->views);
+    PyMem_Free(h->mem);
+    PyMem_Free(h->arrays);
+    PyMem_Free(h->refs);
+    memset(h, 0, sizeof *h);
 }
 
-static int held_full(const struct held *h) {
-    if (h->nviews < HELD_MAX && h->nmem < HELD_MAX && h->narrays < HELD_MAX &&
-        h->nrefs < HELD_MAX)
-        return 0;
-    PyErr_SetString(PyExc_ValueError, "too many arguments");
+// list: (*cap,) entries of size bytes, doubled (the new entries zeroed): the new list, or
+// NULL (list and *cap unchanged) when out of memory.
+static void *grow_to(void *list, int *cap, size_t size) {
+    int ncap = *cap ? 2 * *cap : 16;
+    char *p = PyMem_Realloc(list, (size_t)ncap * size);
+    if (!p)
+        return NULL;
+    memset(p + (size_t)*cap * size, 0, (size_t)(ncap - *cap) * size);
+    *cap = ncap;
+    return p;
+}
+
+// Makes room for one more view, copy, array and reference: 0, or 1 with MemoryError.
+static int held_full(struct held *h) {
+    void *p;
+    if (h->nviews == h->capviews) {
+        if (!(p = grow_to(h->views, &h->capviews, sizeof *h->views)))
+            goto oom;
+        h->views = p;
+    }
+    if (h->nmem == h->capmem) {
+        if (!(p = grow_to(h->mem, &h->capmem, sizeof *h->mem)))
+            goto oom;
+        h->mem = p;
+    }
+    if (h->narrays == h->caparrays) {
+        if (!(p = grow_to(h->arrays, &h->caparrays, sizeof *h->arrays)))
+            goto oom;
+        h->arrays = p;
+    }
+    if (h->nrefs == h->caprefs) {
+        if (!(p = grow_to(h->refs, &h->caprefs, sizeof *h->refs)))
+            goto oom;
+        h->refs = p;
+    }
+    if (!h->views[h->nviews] && !(h->views[h->nviews] = PyMem_Calloc(1, sizeof(Py_buffer))))
+        goto oom;
+    return 0;
+oom:
+    PyErr_NoMemory();
     return 1;
 }
 
@@ -643,7 +682,7 @@ static struct ats_array *array_from_object(PyObject *o, const char *name, struct
                                            int flags, const void **data, int *copied) {
     if (held_full(h))
         return NULL;
-    Py_buffer *v = &h->views[h->nviews];
+    Py_buffer *v = h->views[h->nviews];
     PyObject *conv;
     if (get_view(v, o, name, &conv) != 0)
         return NULL;
@@ -818,7 +857,7 @@ static int set_option(const struct ats_command *cmd, void *spec, const struct at
 }
 
 // diagnose's layers: a sequence of dicts {"name": str, "scores": array | "q", "k": arrays,
-// "mask": array, "scale": float, "masked_logits": bool, "dtype": "bfloat16"}.
+// "mask": array, "scale": float, "masked_logits": bool, "causal": bool, "dtype": "bfloat16"}.
 static int set_layers(struct ats_diagnose_spec *spec, PyObject *value, struct held *h) {
     PyObject *seq = PySequence_Fast(value, "layers: expected a sequence of dicts");
     if (!seq || !held_ref(h, seq))
@@ -837,7 +876,7 @@ static int set_layers(struct ats_diagnose_spec *spec, PyObject *value, struct he
     }
     h->mem[h->nmem++] = ls;
     static const char *const keys[] = {"name", "scores", "q", "k", "mask", "scale",
-                                       "masked_logits", "dtype", NULL};
+                                       "masked_logits", "causal", "dtype", NULL};
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *d = PySequence_Fast_GET_ITEM(seq, i);
         char label[320];
@@ -855,7 +894,7 @@ static int set_layers(struct ats_diagnose_spec *spec, PyObject *value, struct he
                 known = known || strcmp(k, keys[j]) == 0;
             if (!known) {
                 PyErr_Format(PyExc_TypeError, "layers[%zd]: unexpected key %R (known: name, "
-                             "scores, q, k, mask, scale, masked_logits, dtype)", i, key);
+                             "scores, q, k, mask, scale, masked_logits, causal, dtype)", i, key);
                 return -1;
             }
         }
@@ -899,12 +938,14 @@ static int set_layers(struct ats_diagnose_spec *spec, PyObject *value, struct he
         snprintf(label, sizeof label, "layer %s: scale", l->name);
         if (sc && sc != Py_None && number_from_object(&l->scale, sc, label) != 0)
             return -1;
-        PyObject *ml = PyDict_GetItemString(d, "masked_logits");
-        if (ml && ml != Py_None) {
-            int t = PyObject_IsTrue(ml);
+        static const char *const flags_[] = {"masked_logits", "causal"};
+        int *flag_slot[] = {&l->masked_logits, &l->causal};
+        for (int j = 0; j < 2; j++) {
+            PyObject *fl = PyDict_GetItemString(d, flags_[j]);
+            int t = fl && fl != Py_None ? PyObject_IsTrue(fl) : 0;
             if (t < 0)
                 return -1;
-            l->masked_logits = t;
+            *flag_slot[j] = t;
         }
     }
     spec->layers = ls;
@@ -1563,7 +1604,7 @@ static PyObject *ext_plot_heads(PyObject *self, PyObject *args) {
     }
     int64_t nl = (int64_t)v.shape[0], nh = (int64_t)v.shape[1];
     if (layers_obj != Py_None) {
-        seq = PySequence_Fast(layers_obj, "layers: expected a sequence of str");
+        seq = PySequence_Tuple(layers_obj); // its own references: safe while the GIL is out
         if (!seq)
             goto out;
         if (PySequence_Fast_GET_SIZE(seq) != v.shape[0]) {

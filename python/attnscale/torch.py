@@ -31,7 +31,7 @@ What is recorded (DESIGN.md, PyTorch capture contract)
        (looked up when the capture is entered): query, key (not repeated with
        ``enable_gqa``), ``scale`` (default 1/sqrt(E)), ``attn_mask`` (bool: True takes part,
        or an additive float mask) and ``is_causal`` (torch's top-left alignment: query i
-       sees keys 0..i, recorded as a (queries, keys) bool lower triangle).
+       sees keys 0..i, recorded as a flag the library applies: no mask tensor is built).
     3. ``"attention_function"``: :func:`attention_function`, a function with the Hugging Face
        AttentionInterface signature that records query, key, ``scaling`` and the mask and
        delegates to the eager math written here, to torch's SDPA or to a callable. With
@@ -51,10 +51,10 @@ What is recorded (DESIGN.md, PyTorch capture contract)
     head = b * heads + h; ``cap.diagnose(batch=0)`` takes one element).
 
 Memory
-    Paths 2 and 3 keep q and k (detached, on the CPU) and the mask the model passed (an
-    ``is_causal`` call: a (queries, keys) bool triangle, no larger than the model's own mask
-    would be): the library forms the logits block by block, so no n x n tensor is created
-    beyond what the model itself creates. Path 1 has no q and k: it keeps the model's own
+    Paths 2 and 3 keep q and k (detached, on the CPU) and the mask the model passed (axes it
+    broadcast with expand() kept at length 1; ``is_causal`` as a flag): the library forms
+    the logits block by block, so no n x n tensor is created beyond what the model itself
+    creates. Path 1 has no q and k: it keeps the model's own
     logits tensor alive (one (batch, heads, n, n) tensor per call, moved to the CPU when the
     model runs elsewhere) until the capture is dropped. Restrict what is kept with
     ``layers=``, or have the model take path 2 or 3 at long context.
@@ -186,37 +186,33 @@ def _wrap_sdpa(orig):
         q, k = a.get("query"), a.get("key")
         if not (isinstance(q, torch.Tensor) and isinstance(k, torch.Tensor)) or q.ndim < 2:
             return out
-        mask = a.get("attn_mask")
-        if a.get("is_causal"):
-            mask = _with_causal(mask, q.shape[-2], k.shape[-2])
         scale = a.get("scale")
         scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
-        _offer_qk("sdpa", None, q, k, mask, scale)
+        _offer_qk("sdpa", None, q, k, a.get("attn_mask"), scale, bool(a.get("is_causal")))
         return out
 
     scaled_dot_product_attention.__attnscale_wrapper__ = True
     return scaled_dot_product_attention
 
 
-def _with_causal(mask, rows, keys):
-    """mask combined with torch's is_causal (top-left: query i sees keys 0..i)."""
-    device = mask.device if isinstance(mask, torch.Tensor) else None
-    tril = torch.ones(rows, keys, dtype=torch.bool, device=device).tril()
-    if mask is None:
-        return tril
-    if mask.dtype == torch.bool:
-        return mask & tril
-    return mask.masked_fill(~tril, float("-inf"))
+def _keep_mask(mask):
+    """A recorded mask: axes broadcast by expand() (stride 0) kept at length 1, so neither the
+    copy to the CPU nor the library's input densifies them; the library broadcasts them."""
+    if mask.ndim and any(st == 0 and n > 1 for n, st in zip(mask.shape, mask.stride())):
+        mask = mask[tuple(slice(0, 1) if st == 0 and n > 1 else slice(None)
+                          for n, st in zip(mask.shape, mask.stride()))]
+    return _keep(mask)
 
 
-def _offer_qk(path, module, q, k, mask, scale):
+def _offer_qk(path, module, q, k, mask, scale, causal):
     kept = None
     for cap in _active():
         layer = cap._layer_of(module)
         if layer is not None and cap._wanted(layer):
             if kept is None:
-                kept = (_keep(q), _keep(k), None if mask is None else _keep(mask))
-            cap._add(path, layer, q=kept[0], k=kept[1], mask=kept[2], scale=scale)
+                kept = (_keep(q), _keep(k), None if mask is None else _keep_mask(mask))
+            cap._add(path, layer, q=kept[0], k=kept[1], mask=kept[2], scale=scale,
+                     causal=causal)
 
 
 def _patch(owner, name, make):
@@ -316,17 +312,19 @@ def _slice_mask(mask, keys):
 
 
 def _hf_is_causal(module, query, attention_mask, is_causal):
+    """transformers' sdpa_attention_forward: causal only for more than one query and no mask,
+    an explicit is_causal (else module.is_causal, default True) deciding the rest."""
     if is_causal is None:
-        is_causal = (query.shape[2] > 1 and attention_mask is None
-                     and getattr(module, "is_causal", True))
-    return bool(is_causal)
+        is_causal = getattr(module, "is_causal", True)
+    return bool(query.shape[2] > 1 and attention_mask is None and is_causal)
 
 
 def sdpa_attention_forward(module, query, key, value, attention_mask, scaling=None,
                            dropout=0.0, is_causal=None, **kwargs):
     """transformers' sdpa_attention_forward over torch's scaled_dot_product_attention
     (looked up at each call): key/value heads repeated, the mask sliced to the key length,
-    ``is_causal`` (default: more than one query, no mask and ``module.is_causal`` not False),
+    ``is_causal`` (more than one query, no mask, and ``is_causal`` or else
+    ``module.is_causal`` not False),
     ``scale=scaling``, ``dropout_p=dropout``. Returns (attn_output (batch, q, heads, d), None).
     """
     sdpa = getattr(torch.nn.functional, "scaled_dot_product_attention", None)
@@ -360,10 +358,13 @@ def attention_function(base="eager"):
       weights). With Gemma 2's ``softcap`` the logits are no longer q.k: the softcapped,
       masked logits are recorded instead (as path 1 records them).
     - ``"sdpa"``: :func:`sdpa_attention_forward` over torch's SDPA (ValueError here when
-      torch has none); when it applies ``is_causal`` the record's mask is the causal one.
+      torch has none); when it applies ``is_causal`` the record is causal (query i sees keys
+      0..i, no mask tensor built). softcap and attention sinks (s_aux) raise
+      NotImplementedError.
     - a callable with the same signature (e.g. a model's own eager function), called as
       ``base(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout,
-      **kwargs)``; ``is_causal=True`` in kwargs is taken as torch's causal mask.
+      **kwargs)``; ``is_causal=True`` in kwargs is taken as torch's causal mask; softcap
+      raises NotImplementedError (the logits would not be q.k).
 
     Returns what base returns: (attn_output (batch, q, heads, d), attn_weights or None).
     Without an active capture the call is base's alone. Softmax and SDPA calls inside a
@@ -396,6 +397,12 @@ def attention_function(base="eager"):
         if not _ACTIVE or _suppressed():
             out = call(module, query, key, value, attention_mask, scaling, dropout, kwargs)
             return out[:2] if base == "eager" else out
+        if base != "eager" and kwargs.get("softcap") is not None:
+            raise NotImplementedError("attention_function: with softcap the logits are not "
+                                      "q.k; record them with base 'eager'")
+        if base == "sdpa" and kwargs.get("s_aux") is not None:
+            raise NotImplementedError("attention_function: torch's SDPA has no attention "
+                                      "sinks (s_aux): pass the model's own function as base")
         softcapped = base == "eager" and kwargs.get("softcap") is not None
         is_causal = kwargs.get("is_causal")
         with _Inside():
@@ -416,10 +423,8 @@ def attention_function(base="eager"):
             causal = _hf_is_causal(module, query, mask, is_causal)
         else:
             causal = base != "eager" and is_causal is True
-        if causal:
-            mask = _with_causal(mask, query.shape[-2], key.shape[-2])
         scale = 1.0 / math.sqrt(query.shape[-1]) if scaling is None else float(scaling)
-        _offer_qk("attention_function", module, query, key, mask, scale)
+        _offer_qk("attention_function", module, query, key, mask, scale, causal)
         return out
 
     attnscale_attention.base = base
@@ -453,15 +458,18 @@ class Call:
         Bool (True: seen) or additive float, broadcastable to (batch, heads, q, k).
     scale : float or None
         Logits = scale q.k (None when scores are recorded).
+    causal : bool
+        torch's is_causal applied (query i sees keys 0..i, on top of any mask).
     """
 
     __slots__ = ("index", "layer", "call", "path", "q", "k", "scores", "mask", "scale",
-                 "_versions")
+                 "causal", "_versions")
 
     def __init__(self, index, layer, call, path, q=None, k=None, scores=None, mask=None,
-                 scale=None):
+                 scale=None, causal=False):
         self.index, self.layer, self.call, self.path = index, layer, call, path
         self.q, self.k, self.scores, self.mask, self.scale = q, k, scores, mask, scale
+        self.causal = causal
         self._versions = {n: _version(t) for n, t in self._tensors()}
 
     def _tensors(self):
@@ -478,6 +486,8 @@ class Call:
                  for n, t in self._tensors()]
         if self.scale is not None:
             parts.append(f"scale={self.scale!r}")
+        if self.causal:
+            parts.append("causal=True")
         return (f"Call({self.index}, layer={self.layer!r}, call={self.call}, "
                 f"path={self.path!r}, " + ", ".join(parts) + ")")
 
@@ -648,6 +658,9 @@ class capture:
                 out = out.masked_fill(~c.mask, float("-inf"))
             else:
                 out = out + c.mask.to(dtype)
+        if c.causal:
+            seen = torch.ones(out.shape[-2:], dtype=torch.bool).tril()
+            out = out.masked_fill(~seen, float("-inf"))
         return out
 
     def layer_inputs(self, batch=None):
@@ -711,6 +724,8 @@ class capture:
             out["masked_logits"] = True
         else:
             out["scale"] = float(c.scale)
+            if c.causal:
+                out["causal"] = True
         if bf16:
             out["dtype"] = "bfloat16"
         return out

@@ -114,6 +114,7 @@ static void spec_default(void *spec) {
 struct rank_row {
     struct ats_policy_rank r;
     double beta;
+    int64_t bi; // the index of beta in --beta's list
     double at_target, factor; // 4.6 under the best law (NAN without --target-len)
     int robust;
 };
@@ -128,12 +129,12 @@ static double slope_key(const struct rank_row *r) {
     return nearbyint(a * scale) / scale;
 }
 
-// By beta, then rounded |slope|, then registry order: a total order, so the ranking does not
-// depend on qsort's handling of equal keys.
+// By beta in --beta's order, then rounded |slope|, then registry order: a total order, so
+// the ranking does not depend on qsort's handling of equal keys.
 static int cmp_rank(const void *x, const void *y) {
     const struct rank_row *a = x, *b = y;
-    if (a->beta != b->beta)
-        return (a->beta > b->beta) - (a->beta < b->beta);
+    if (a->bi != b->bi)
+        return (a->bi > b->bi) - (a->bi < b->bi);
     double ka = slope_key(a), kb = slope_key(b);
     if (ka != kb)
         return (ka > kb) - (ka < kb);
@@ -152,6 +153,7 @@ struct input {
     const struct ats_array *scores, *q, *k, *mask;
     const char *kpath; // --k's file, for messages (NULL in memory)
     double scale;
+    int causal;        // row p sees keys 0..p only
     int masked;        // logits at the mask thresholds are keys not seen
     double logit_thr;  // a logit <= this is a key not seen (masked)
     double mask_thr;   // a float mask value <= this: not seen
@@ -247,6 +249,25 @@ static int input_shape(struct input *in) {
                       "%s--q has %lld heads and --k %lld: the key heads must divide the query "
                       "heads (grouped-query attention)",
                       pre, (long long)in->heads, (long long)in->kv_heads);
+        // Query head h uses key head h / (heads / kv_heads) in C order: right for one key head,
+        // or when the leading axes agree but for the last (the heads, which divide).
+        int same = nq == nk;
+        for (int i = 0; same && i + 3 < nq; i++)
+            same = ats_array_dim(in->q, i) == ats_array_dim(in->k, i);
+        if (in->kv_heads > 1 && !same) {
+            char qs[128], ks[128];
+            int64_t qd[MAX_NDIM], kd[MAX_NDIM];
+            for (int i = 0; i < nq; i++)
+                qd[i] = ats_array_dim(in->q, i);
+            for (int i = 0; i < nk; i++)
+                kd[i] = ats_array_dim(in->k, i);
+            ats_shape_format(qs, sizeof qs, qd, nq);
+            ats_shape_format(ks, sizeof ks, kd, nk);
+            ATS_ERROR(ATS_STATUS_EINVAL,
+                      "%s--q %s and --k %s: the leading axes must agree but for the last (the "
+                      "heads: query head h uses key head h / (heads / kv_heads))",
+                      pre, qs, ks);
+        }
         in->ndim = nq < 2 ? 2 : nq;
         for (int i = 0; i < in->ndim; i++)
             in->shape[i] = nq < 2 ? 1 : ats_array_dim(in->q, i);
@@ -313,6 +334,7 @@ static int open_input(struct input *in, const struct ats_diagnose_spec *sp) {
         ATS_ERROR(ATS_STATUS_EARG, "--scale applies to --q/--k only (logits are taken as given; "
                                    "see --beta)");
     in->scale = sp->scale;
+    in->causal = sp->causal != 0;
     in->masked = sp->masked_logits != 0;
     int rc;
     if (sp->scores) {
@@ -367,6 +389,7 @@ static int layer_input(struct input *in, const struct ats_diagnose_spec *sp, int
     in->k = l->k;
     in->mask = l->mask;
     in->scale = l->scale;
+    in->causal = sp->causal || l->causal;
     in->masked = l->masked_logits != 0;
     return input_shape(in);
 }
@@ -380,7 +403,7 @@ struct state {
     struct input *in;
     int64_t nin, li, h; // inputs (layers); the layer and head in hand
     int have_layers, have_heads;
-    int causal, threads;
+    int threads;
 
     struct ats_values beta, window, sel; // sel: --rows (count 0: every row)
     int64_t ncombo;
@@ -576,7 +599,7 @@ static int read_mask_row(struct state *s, int64_t r) {
 static int select_keys(struct state *s, int64_t i, int64_t r) {
     struct input *in = &s->in[s->li];
     double *row = s->s + i * in->n;
-    int64_t end = s->causal ? r + 1 : in->n, m = 0;
+    int64_t end = in->causal ? r + 1 : in->n, m = 0;
     int rc;
     if (in->mask && (rc = read_mask_row(s, r)) != ATS_STATUS_OK)
         return rc;
@@ -622,13 +645,13 @@ static int next_block(struct ats_run *run, struct state *s) {
     char at[400];
     for (int64_t i = 0; i < nr; i++) {
         int64_t pos = s->rowid[i];
-        s->lens[i] = s->causal ? pos + 1 : in->n;
+        s->lens[i] = in->causal ? pos + 1 : in->n;
         if (select && (rc = select_keys(s, i, pos)) != ATS_STATUS_OK)
             return rc;
         s->mult[i] = 1;
         if (s->policy_id >= 0) {
             struct ats_policy_value v;
-            rc = ats_policy_eval(&v, s->policy_id, &s->params, pos, s->causal ? pos + 1 : in->n);
+            rc = ats_policy_eval(&v, s->policy_id, &s->params, pos, in->causal ? pos + 1 : in->n);
             if (rc != ATS_STATUS_OK)
                 ATS_ERROR(rc, "%s--policy at row %lld: %s", where(at, sizeof at, s),
                           (long long)pos, ats_last_error());
@@ -670,7 +693,7 @@ static void row_record(struct state *s, struct ats_record *rec) {
     head_keys(s, rec);
     ats_record_int(rec, "row", s->rowid[s->i]);
     ats_record_int(rec, "n", o->n);
-    ats_record_int(rec, "causal", s->causal);
+    ats_record_int(rec, "causal", s->in[s->li].causal);
     if (s->policy_id >= 0)
         ats_record_string(rec, "policy", ats_policy_get(s->policy_id)->name);
     ats_record_double(rec, "beta", s->cb[s->k]);
@@ -741,7 +764,7 @@ static void at_target(struct state *s, struct rank_row *r) {
 
 // The three laws at the target and the best law's band: its prediction times
 // exp(-/+ 2 sd), sd the residual sd in log beta_hat (for the log law, fitted in beta_hat
-// itself, its log_rmse).
+// itself, the same from its log residuals: log_rmse sqrt(k / (k - 2)) over k buckets).
 static void predict_target(struct state *s) {
     const struct ats_fit *f[3] = {&s->fits.log_law, &s->fits.polylog, &s->fits.power};
     int best = 0;
@@ -751,7 +774,8 @@ static void predict_target(struct state *s) {
         if (strcmp(s->fits.best, law_names[l]) == 0)
             best = l;
     }
-    double sd = best == 0 ? f[0]->log_rmse : f[best]->resid_sd;
+    double k = (double)s->fits.buckets;
+    double sd = best == 0 ? f[0]->log_rmse * sqrt(k / (k - 2)) : f[best]->resid_sd;
     s->band[0] = s->pred[best] * exp(-2 * sd);
     s->band[1] = s->pred[best] * exp(2 * sd);
 }
@@ -760,10 +784,10 @@ static void predict_target(struct state *s) {
 // order (the smallest |slope|), else the smallest |log ratio at target|; -1 when none.
 static int64_t recommend(const struct state *s) {
     int64_t best = -1;
-    for (int64_t i = 0; i < s->nranks && s->ranks[i].beta == s->ranks[0].beta; i++)
+    for (int64_t i = 0; i < s->nranks && s->ranks[i].bi == 0; i++)
         if (s->ranks[i].robust)
             return i;
-    for (int64_t i = 0; i < s->nranks && s->ranks[i].beta == s->ranks[0].beta; i++) {
+    for (int64_t i = 0; i < s->nranks && s->ranks[i].bi == 0; i++) {
         double a = fabs(log(s->ranks[i].at_target));
         if (isfinite(a) && (best < 0 || a < fabs(log(s->ranks[best].at_target))))
             best = i;
@@ -811,6 +835,7 @@ static int fit_and_rank(struct ats_run *run, struct state *s) {
             if (ats_rank_policy(&r->r, id, &s->params, &s->fits, s->bn, s->fits.buckets,
                                 s->beta.v[b]) == ATS_STATUS_OK) {
                 r->beta = s->beta.v[b];
+                r->bi = b;
                 if (!isnan(s->target_len))
                     at_target(s, r);
                 s->nranks++;
@@ -860,7 +885,7 @@ static void summary_record(struct ats_run *run, struct state *s, struct ats_reco
         fit_record(rec, &s->fits.power, power_keys);
         ats_record_double(rec, "power_alpha", 2 / s->fits.power.slope);
         ats_record_string(rec, "best", s->fits.best);
-        if (s->nranks > 0)
+        if (s->nranks > 0 && s->ranks[0].bi == 0) // the first beta's best
             ats_record_string(rec, "best_policy", ats_policy_get(s->ranks[0].r.id)->name);
         if (!isnan(s->target_len)) {
             ats_record_double(rec, "target_len", s->target_len);
@@ -887,7 +912,7 @@ static void summary_record(struct ats_run *run, struct state *s, struct ats_reco
 static void policy_record(struct state *s, struct ats_record *rec) {
     int64_t i = s->next_rank;
     const struct rank_row *r = &s->ranks[i];
-    int first = i == 0 || r->beta != s->ranks[i - 1].beta;
+    int first = i == 0 || r->bi != s->ranks[i - 1].bi;
     s->pos = first ? 1 : s->pos + 1;
     if (first || slope_key(r) != slope_key(&s->ranks[i - 1]))
         s->rank = s->pos;
@@ -1049,9 +1074,9 @@ static int check_policy(const struct state *s, const char *name) {
         const struct input *in = &s->in[l];
         struct ats_policy_value v;
         int64_t last = in->rows - 1;
-        if (ats_policy_eval(&v, s->policy_id, &s->params, 0, s->causal ? 1 : in->n) !=
+        if (ats_policy_eval(&v, s->policy_id, &s->params, 0, in->causal ? 1 : in->n) !=
                 ATS_STATUS_OK ||
-            ats_policy_eval(&v, s->policy_id, &s->params, last, s->causal ? last + 1 : in->n) !=
+            ats_policy_eval(&v, s->policy_id, &s->params, last, in->causal ? last + 1 : in->n) !=
                 ATS_STATUS_OK)
             ATS_ERROR(ATS_STATUS_EARG, "--policy %s: %s", name, ats_last_error());
         if (v.scope != ATS_POLICY_SCOPE_ALL || isnan(v.multiplier))
@@ -1075,7 +1100,6 @@ static int setup(struct state *s, const struct ats_diagnose_spec *sp) {
         rc = values_copy(&s->sel, &sp->rows);
     if (rc != ATS_STATUS_OK)
         return rc;
-    s->causal = sp->causal != 0;
     s->threads = spec_threads(sp->threads);
     s->params = sp->params;
     s->target_len = sp->target_len;
@@ -1117,7 +1141,7 @@ static int setup(struct state *s, const struct ats_diagnose_spec *sp) {
             return rc;
         struct input *in = &s->in[l];
         in->logit_thr = in->scores ? mask_threshold(ats_array_dtype(in->scores)) : -HUGE_VAL;
-        if (s->causal && in->rows > in->n) {
+        if (in->causal && in->rows > in->n) {
             char pre[300];
             ATS_ERROR(ATS_STATUS_EINVAL,
                       "%s--causal: sequences of %lld positions but only %lld columns (position p "

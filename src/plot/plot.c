@@ -237,6 +237,20 @@ static int is_sep(char c) {
              (unsigned char)c >= 0x80);
 }
 
+// Drops a UTF-8 character cut off at the end of s (snprintf cuts bytes; cairo refuses text
+// that is not UTF-8).
+static void utf8_complete(char *s) {
+    size_t n = strlen(s), j = n;
+    while (j > 0 && ((unsigned char)s[j - 1] & 0xC0) == 0x80)
+        j--;
+    if (j == 0)
+        return;
+    unsigned char lead = (unsigned char)s[j - 1];
+    size_t want = lead < 0x80 ? 1 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    if (n - (j - 1) < want)
+        s[j - 1] = '\0';
+}
+
 // s as the form shows it, in buf (or s itself).
 static const char *cat_text(cairo_t *cr, const char *s, const struct cat_form *cf, char *buf,
                             size_t size) {
@@ -246,6 +260,7 @@ static const char *cat_text(cairo_t *cr, const char *s, const struct cat_form *c
     size_t suf = cf->suf < len - pre ? cf->suf : 0;
     snprintf(buf, size, "%s%.*s%s", pre ? "..." : "", (int)(len - pre - suf), s + pre,
              suf ? "..." : "");
+    utf8_complete(buf);
     if (!cf->cut || text_width(cr, buf) <= cf->width)
         return buf;
     // Keep the longest start (whole UTF-8 characters) that fits with "..." after it.

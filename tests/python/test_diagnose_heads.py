@@ -864,8 +864,10 @@ def check_target(sm, pols, N, beta, W, params, ref=None, label=""):
                          predict(law, ref["params"], N), 10 * FIT_REL)
     best = sm["best"]
     # The band: best prediction x exp(-+ 2 sd), sd its residual sd in log beta_hat (for the
-    # log law, whose residual sd is in beta_hat units, its log_rmse).
-    sd = sm["log_rmse"] if best == "log" else sm[f"{best}_resid_sd"]
+    # log law, whose resid_sd is in beta_hat units, the sd of its log residuals over k
+    # buckets with 2 parameters fitted: log_rmse sqrt(k / (k - 2))).
+    k = sm["buckets"]
+    sd = sm["log_rmse"] * math.sqrt(k / (k - 2)) if best == "log" else sm[f"{best}_resid_sd"]
     assert_close(f"{label} lo", sm["beta_hat_target_lo"], pred[best] * math.exp(-2 * sd), REL)
     assert_close(f"{label} hi", sm["beta_hat_target_hi"], pred[best] * math.exp(2 * sd), REL)
     names = list(pols["policy"])
@@ -1088,3 +1090,37 @@ def test_sphere_power_law(d):
         tol = SPHERE_TOL[(d, which)]
         assert abs(sm["power_e"] - e_true) <= tol, \
             f"d = {d} ({which}): e = {sm['power_e']}, 2/(d-1) = {e_true}, allowed {tol}"
+
+
+def test_recommendation_and_best_policy_use_the_first_beta():
+    """With several betas the summary's best_policy and recommended_policy are those of the
+    first beta given (as ratio_median and the shares), whatever the order of the list: the
+    same as a run with that beta alone; policy records come in --beta's order."""
+    rng = np.random.default_rng(11)
+    s = rng.standard_normal((1, 300, 300))
+    one = attnscale.diagnose(scores=s, causal=True, policy="all", target_len=100000, beta=1)
+    two = attnscale.diagnose(scores=s, causal=True, policy="all", target_len=100000,
+                             beta=[1, 0.5])
+    for key in ("best_policy", "recommended_policy", "recommended_factor", "ratio_median"):
+        assert two["summary"][0].get(key) == one["summary"][0].get(key), key
+    betas = list(two["policies"]["beta"])
+    assert betas == sorted(betas, reverse=True) and betas[0] == 1 and betas[-1] == 0.5
+
+
+def test_layers_causal_flag_many_layers_and_key_axes():
+    """A layer's "causal" is the run's causal for that layer alone (no mask tensor built); 400
+    layers of q, k and mask go through in one call; keys whose leading axes do not line up
+    with the queries' (beyond the divided head axis) are refused."""
+    rng = np.random.default_rng(5)
+    q, k = rng.standard_normal((2, 4, 30, 8)), rng.standard_normal((2, 2, 30, 8))
+    flag = attnscale.diagnose(layers=[dict(name="a", q=q, k=k, causal=True)])
+    whole = attnscale.diagnose(q=q, k=k, causal=True)
+    for key in ("n", "beta_hat", "entropy", "w1"):
+        assert np.array_equal(flag["rows"][key], whole["rows"][key], equal_nan=True), key
+    tril = np.tril(np.ones((30, 30), bool))
+    many = attnscale.diagnose(layers=[dict(name=f"l{i}", q=q, k=k, mask=tril)
+                                      for i in range(400)])
+    assert len(many["summary"]) == 400 * 8
+    assert np.array_equal(many["rows"]["n"][:30], whole["rows"]["n"][:30])
+    with pytest.raises(ValueError, match=r"the leading axes must agree but for the last"):
+        attnscale.diagnose(q=rng.standard_normal((4, 30, 8)), k=rng.standard_normal((2, 2, 30, 8)))

@@ -567,11 +567,14 @@ def test_attention_function_bases(monkeypatch):
                                                         "attention_function")] * 2
     c0, c1 = cap.calls
     assert c0.scale == 0.4 and c1.scale == 1 / math.sqrt(HEAD_DIM)
-    # is_causal=True for a callable: the recorded mask is the sliced mask and torch's causal one.
+    # is_causal=True for a callable: the sliced mask, and torch's causal rule as a flag (no
+    # (q, k) triangle built); cap.logits applies both.
     tril = torch.ones(6, 9, dtype=torch.bool).tril()
-    assert c0.mask.shape == (1, 1, 6, 9)
-    assert torch.equal(c0.mask, mask[..., :9].masked_fill(~tril, float("-inf")))
+    assert torch.equal(c0.mask, mask[..., :9]) and c0.causal and not c1.causal
     assert torch.equal(c1.mask, mask[..., :9])  # sliced as transformers does
+    want = (torch.matmul(q.double(), repeat_kv(k, 4).double().transpose(2, 3)) * 0.4
+            + mask[..., :9].double()).masked_fill(~tril, float("-inf"))
+    assert torch.equal(cap.logits(c0.index), want)
     if not HAS_SDPA:
         with pytest.raises(ValueError, match="scaled_dot_product_attention"):
             at.attention_function("sdpa")
@@ -585,7 +588,8 @@ def test_attention_function_bases(monkeypatch):
     want = reference_sdpa(q, repeat_kv(k, 4), repeat_kv(v, 4), is_causal=True, scale=0.4)
     assert torch.equal(out[0], want.transpose(1, 2).contiguous()) and out[1] is None
     assert [c.path for c in cap.calls] == ["attention_function"]  # not also "sdpa"/"softmax"
-    assert torch.equal(cap.calls[0].mask, tril) and cap.calls[0].k.shape[1] == KV_HEADS
+    assert cap.calls[0].mask is None and cap.calls[0].causal
+    assert cap.calls[0].k.shape[1] == KV_HEADS
 
 
 # ---------------------------------------------------------------------------------------------
@@ -614,9 +618,8 @@ def test_sdpa_path(sdpa, kind):
         x, cos, sin, mask = got[c.layer][0][:4]
         scale = {"causal": 1 / math.sqrt(HEAD_DIM), "bool": attn.scaling, "float": 0.3}[kind]
         assert c.scale == scale
-        if kind == "causal":
-            assert c.mask.dtype == torch.bool and c.mask.shape == (N, N)  # q x k, not more
-            assert torch.equal(c.mask, torch.ones(N, N, dtype=torch.bool).tril())
+        if kind == "causal":  # a flag: no (q, k) triangle is built
+            assert c.mask is None and c.causal
         elif kind == "bool":
             assert torch.equal(c.mask, seen)
         else:
@@ -846,3 +849,45 @@ def test_done_criterion(tmp_path):
         print(f"{t['layer']} head {t['head']}: sub {t['subcritical']:.2f} crit "
               f"{t['critical']:.2f} super {t['supercritical']:.2f}, best law {t['best']}, "
               f"recommended {t['recommended_policy']} x{t['recommended_factor']:.3g}")
+
+
+def test_recorded_masks_stay_small_and_unsupported_bases_refuse():
+    """An expand()ed mask is kept with its broadcast axes at length 1 (no dense copy);
+    is_causal follows transformers' rule (never with a mask or a single query); softcap with
+    a non-eager base and attention sinks with "sdpa" raise NotImplementedError."""
+    model = torch.nn.Module()
+    model.attn = torch.nn.Module()
+    g = torch.Generator().manual_seed(3)
+    q, k, v = (torch.randn(2, 4, 6, 8, generator=g) for _ in range(3))
+    base = torch.full((6, 6), torch.finfo(torch.float32).min).triu(1)
+    mask = base[None, None].expand(2, 4, 6, 6)
+    calls = []
+
+    def custom(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kw):
+        calls.append(kw)
+        return query.transpose(1, 2), None
+
+    f = at.attention_function(custom)
+    with at.capture(model) as cap:
+        f(model.attn, q, k, v, mask, scaling=0.5)
+        f(model.attn, q, k, v, mask, scaling=0.5, is_causal=True)
+    c0 = cap.calls[0]
+    assert c0.mask.shape == (1, 1, 6, 6) and torch.equal(c0.mask[0, 0], base)
+    assert not c0.causal and cap.calls[1].causal
+    r = cap.diagnose()  # the mask already hides what is_causal hides: the same rows
+    rows = r["rows"]
+    first = np.asarray(rows["layer"]) == "attn#0"
+    for key in ("n", "beta_hat", "entropy"):
+        assert np.array_equal(rows[key][first], rows[key][~first], equal_nan=True), key
+    assert list(rows["n"][first][:6]) == [1, 2, 3, 4, 5, 6]
+    one = q[:, :, :1]
+    assert at.sdpa_attention_forward is not None
+    assert not at._hf_is_causal(model.attn, one, None, None)
+    assert not at._hf_is_causal(model.attn, q, mask, True)
+    assert at._hf_is_causal(model.attn, q, None, None)
+    with at.capture(model):
+        with pytest.raises(NotImplementedError, match="softcap"):
+            f(model.attn, q, k, v, mask, scaling=0.5, softcap=30.0)
+        if HAS_SDPA:
+            with pytest.raises(NotImplementedError, match="s_aux"):
+                at.attention_function("sdpa")(model.attn, q, k, v, None, s_aux=torch.zeros(4))

@@ -627,9 +627,9 @@ int ats_rank_policy(struct ats_policy_rank *out, int64_t id, const struct ats_po
 
 // ----------------------------------------------------------------------------
 // Arrays from files: NumPy .npy (version 1-3, C order, little- or big-endian float16,
-// float32, float64) and safetensors (F16, BF16, F32, F64, one named tensor). The file is
-// memory-mapped and read a block of rows at a time, so arrays larger than memory work; pages
-// already read are released.
+// float32, float64) and safetensors (F16, BF16, F32, F64, one named tensor). The file is read
+// with pread a block of rows at a time (never mapped), so arrays larger than memory work and
+// a file that shrinks while it is read is an error, not a crash.
 
 // ATS_DTYPE_BOOL: one byte per element, 0 false, anything else true (read as 0 or 1); NumPy's
 // bool ('|b1'), for masks.
@@ -641,12 +641,12 @@ const char *ats_dtype_name(enum ats_dtype t);
 struct ats_array;
 
 // Opens and validates path (header, dtype, shape, size against the file length). Errors:
-// ATS_STATUS_EIO (cannot open/map), ATS_STATUS_EINVAL (malformed header, Fortran order,
+// ATS_STATUS_EIO (cannot open or read; not a regular file: FIFOs, directories and devices are
+// refused without blocking), ATS_STATUS_EINVAL (malformed header, Fortran order,
 // object arrays, a size that does not match the file, bytes after the data),
 // ATS_STATUS_EUNSUP (another dtype, a structured dtype, a format version other than 1-3, more
 // than 64 dimensions), ATS_STATUS_ENOMEM, each with a reason through the error handler. A
-// scalar (shape ()) is 1 row of 1 column. As with any memory-mapped file, truncating the file
-// while it is open can end the process with SIGBUS.
+// scalar (shape ()) is 1 row of 1 column.
 int ats_npy_open(struct ats_array **a, const char *path);
 
 // As ats_npy_open, also accepting NumPy bool arrays (ATS_DTYPE_BOOL): masks.
@@ -666,18 +666,43 @@ enum ats_dtype ats_array_dtype(const struct ats_array *a);
 // Rows of the array seen as 2-D (rows = product of all but the last dimension, cols = the last
 // dimension; a 1-D array is one row): rows [row0, row0 + nrows) converted to double into
 // out: (nrows, cols) row-major. Values are converted exactly (NaN and Inf pass through: the
-// caller decides). Returns ATS_STATUS_EDOM for a range outside the array. Safe to call from
-// several threads on one array.
+// caller decides). Returns ATS_STATUS_EDOM for a range outside the array, ATS_STATUS_EIO
+// ("FILE changed while being read") when the file no longer holds the rows. Safe to call
+// from several threads on one array.
 int64_t ats_array_rows(const struct ats_array *a);
 int64_t ats_array_cols(const struct ats_array *a);
 int ats_array_read_rows(double *out, const struct ats_array *a, int64_t row0, int64_t nrows);
 
 // Writes data: (rows, cols) row-major doubles as a C-order .npy of dtype t (float16 rounds to
-// nearest even); ndim 1 writes shape (cols,) with rows == 1. Returns ATS_STATUS_EIO on a write
-// failure (leaving a partial file, which the reader refuses), ATS_STATUS_EUNSUP for bfloat16
+// nearest even); ndim 1 writes shape (cols,) with rows == 1, through an atomic file (below).
+// Returns ATS_STATUS_EIO on a write failure (no file written), ATS_STATUS_EUNSUP for bfloat16
 // (not a NumPy dtype) and ATS_STATUS_EINVAL for another ndim.
 int ats_npy_write(const char *path, const double *data, int64_t rows, int64_t cols, int ndim,
                   enum ats_dtype t);
+
+// ----------------------------------------------------------------------------
+// Output files that appear whole or not at all: written under a temporary name beside the
+// target (".NAME.XXXXXX"), every write, the flush, fsync and close checked, renamed over the
+// target by ats_atomic_commit; on failure or ats_atomic_abort the temporary is removed and an
+// earlier file of that name is untouched. A target that exists and is not a regular file
+// (/dev/stdout, a FIFO) is written in place with the same checks. Every file the library and
+// the CLI write goes through this.
+struct ats_atomic;
+
+// Errors: ATS_STATUS_EIO (the directory is not writable, the target is a directory),
+// ATS_STATUS_ENOMEM.
+int ats_atomic_open(struct ats_atomic **a, const char *path);
+FILE *ats_atomic_stream(struct ats_atomic *a);
+// Frees a. ATS_STATUS_EIO naming the file when a write, the flush, fsync, close or rename failed.
+int ats_atomic_commit(struct ats_atomic *a);
+void ats_atomic_abort(struct ats_atomic *a); // frees a; NULL is fine
+// Removes every temporary not yet committed: async-signal-safe, for a front-end's SIGINT,
+// SIGTERM and SIGHUP handlers (and exit paths).
+void ats_atomic_cleanup(void);
+
+// 1 when paths a and b name the same file (the same device and inode, or the same path once
+// symbolic links of the directories are resolved), else 0: an output must not be an input.
+int ats_same_file(const char *a, const char *b);
 
 // ----------------------------------------------------------------------------
 // Figures through cairo: PNG, SVG or PDF chosen by the file name's extension (.png .svg
@@ -902,6 +927,12 @@ const struct ats_command *ats_command_get(int64_t i); // NULL outside the range
 const struct ats_command *ats_command_find(const char *name); // NULL when unknown
 // The option of cmd named name (dashes or underscores), or NULL.
 const struct ats_option *ats_command_option(const struct ats_command *cmd, const char *name);
+
+// ATS_STATUS_EARG, naming both, when path (the output of option opt, e.g. "--output") is the
+// same file as an input of spec (--scores, --q, --k, --mask, --safetensors, --tokens) or as
+// its --plot. Every run checks its --plot so; front-ends check the files they write.
+int ats_command_check_output(const struct ats_command *cmd, const void *spec, const char *opt,
+                             const char *path);
 
 // Specs. Value lists are grids: one record per combination, the last option listed fastest
 // as in each command's records. Common to the random experiments: seed (NUMBER, an integer in

@@ -3,7 +3,6 @@
  * what they point to (run.h), their tables, and ats_figure_draw / ats_figure_save.
  */
 #define _GNU_SOURCE
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -112,20 +111,20 @@ int ats_figure_draw(const struct ats_figure *f, const char *path) {
 
 // The figure's table as CSV into path.
 static int write_table(const struct ats_figure *f, const char *path) {
-    FILE *out = fopen(path, "w");
-    if (!out)
-        ATS_ERROR(ATS_STATUS_EIO, "cannot write '%s': %s", path, strerror(errno));
+    struct ats_atomic *out;
+    int rc = ats_atomic_open(&out, path);
+    if (rc != ATS_STATUS_OK)
+        return rc;
     struct ats_writer *w = NULL;
-    int rc = ats_writer_alloc(&w, out, ATS_FORMAT_CSV);
+    rc = ats_writer_alloc(&w, ats_atomic_stream(out), ATS_FORMAT_CSV);
     for (int64_t i = 0; rc == ATS_STATUS_OK && i < f->nrows; i++)
         rc = ats_writer_record(w, &f->rows[i]);
     ats_writer_free(w);
-    int bad = fclose(out) != 0;
-    if (rc != ATS_STATUS_OK)
+    if (rc != ATS_STATUS_OK) {
+        ats_atomic_abort(out);
         return rc;
-    if (bad)
-        ATS_ERROR(ATS_STATUS_EIO, "writing %s failed", path);
-    return ATS_STATUS_OK;
+    }
+    return ats_atomic_commit(out);
 }
 
 int ats_figure_plot(const struct ats_figure *f, const char *path) {

@@ -191,6 +191,17 @@ void command_spec_absent(const struct ats_command *cmd, void *spec) {
     }
 }
 
+// The TEXT options that name files the run reads, and the one it writes.
+static const char *const input_options[] = {"scores", "q", "k", "mask", "safetensors", "tokens"};
+
+static const char *text_field(const struct ats_command *cmd, const void *spec, const char *name) {
+    const struct ats_option *o = ats_command_option(cmd, name);
+    const char *v = NULL;
+    if (o && o->kind == ATS_OPTION_TEXT)
+        memcpy(&v, (const char *)spec + o->offset, sizeof v);
+    return v;
+}
+
 int command_check_spec(const struct ats_command *cmd, const void *spec) {
     ATS_ASSERT(cmd && spec);
     for (int64_t i = 0; i < cmd->noptions; i++) {
@@ -222,6 +233,24 @@ int command_check_spec(const struct ats_command *cmd, const void *spec) {
                           v, n);
         }
     }
+    const char *plot = text_field(cmd, spec, "plot");
+    return plot ? ats_command_check_output(cmd, spec, "--plot", plot) : ATS_STATUS_OK;
+}
+
+int ats_command_check_output(const struct ats_command *cmd, const void *spec, const char *opt,
+                             const char *path) {
+    ATS_ASSERT(cmd && spec && opt && path);
+    for (size_t i = 0; i < sizeof input_options / sizeof input_options[0]; i++) {
+        const char *in = text_field(cmd, spec, input_options[i]);
+        if (in && ats_same_file(path, in))
+            ATS_ERROR(ATS_STATUS_EARG,
+                      "%s '%.200s' is the input --%s '%.200s': an output must not overwrite an "
+                      "input",
+                      opt, path, input_options[i], in);
+    }
+    const char *plot = text_field(cmd, spec, "plot");
+    if (plot && strcmp(opt, "--plot") != 0 && ats_same_file(path, plot))
+        ATS_ERROR(ATS_STATUS_EARG, "%s '%.200s' is also --plot '%.200s'", opt, path, plot);
     return ATS_STATUS_OK;
 }
 

@@ -19,25 +19,21 @@
  *   - the 64-byte alignment of the header and its final newline are not required (NumPy
  *     before 1.14 aligned to 16); data is loaded with byte loads, so any alignment works.
  *
- * The file is mapped read-only; ats_array_read_rows converts a block of rows to double and
- * then gives the pages it consumed back with madvise(MADV_DONTNEED) so that a scan of a file
- * larger than memory keeps a bounded resident set. The pages are clean and file-backed, so a
- * later read of the same rows faults them in again from the file (or the page cache).
+ * The file is read with pread, never mapped: its first bytes when it is opened (the header,
+ * ats_array_need reading more when a header is longer), then each block of rows through a
+ * bounded buffer, converted to double. A file larger than memory keeps a bounded resident set
+ * (the page cache is the kernel's), and a file that another process truncates while it is
+ * read gives ATS_STATUS_EIO "changed while being read" instead of a SIGBUS.
  *
  * float16 and bfloat16 are widened exactly by moving their bit fields into a double
  * (subnormals normalised, Inf and NaN payloads kept); float16 is written with round to
  * nearest even computed from the double's bits (no double rounding through float).
  */
-// madvise and MADV_DONTNEED are not POSIX (posix_madvise's POSIX_MADV_DONTNEED is a no-op in
-// glibc); glibc declares them under _DEFAULT_SOURCE.
-#define _DEFAULT_SOURCE 1
-
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -215,9 +211,39 @@ static void convert(double *restrict out, const unsigned char *restrict p, size_
 // ----------------------------------------------------------------------------
 // The array object
 
-int ats_array_map(struct ats_array **out, const char *path) {
+// The first bytes of a file read when it is opened: every .npy header of a normal file and
+// the size field of a safetensors header (ats_array_need reads what else a header needs).
+enum { FILE_PREFIX = 4096 };
+
+// Reads n bytes at off into buf: ATS_STATUS_EIO unless all of them came.
+static int read_at(int fd, void *buf, size_t n, size_t off, const char *path) {
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = pread(fd, (char *)buf + got, n - got, (off_t)(off + got));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int err = errno;
+            ATS_ERROR(ATS_STATUS_EIO, "%.200s: read failed at byte %zu: %s", path, off + got,
+                      strerror(err));
+        }
+        if (r == 0) {
+            struct stat st;
+            long long now = fstat(fd, &st) == 0 ? (long long)st.st_size : -1;
+            ATS_ERROR(ATS_STATUS_EIO,
+                      "%.200s changed while being read: %zu bytes expected at byte %zu, the "
+                      "file now has %lld bytes",
+                      path, n, off + got, now);
+        }
+        got += (size_t)r;
+    }
+    return ATS_STATUS_OK;
+}
+
+int ats_array_file(struct ats_array **out, const char *path) {
     ATS_ASSERT(out && path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    // Non-blocking: opening a FIFO for reading does not wait for a writer.
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         int err = errno;
         ATS_ERROR(ATS_STATUS_EIO, "%.200s: cannot open: %s", path, strerror(err));
@@ -230,7 +256,13 @@ int ats_array_map(struct ats_array **out, const char *path) {
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        ATS_ERROR(ATS_STATUS_EIO, "%.200s: not a regular file", path);
+        ATS_ERROR(ATS_STATUS_EIO, "%.200s: not a regular file (%s)", path,
+                  S_ISDIR(st.st_mode)    ? "a directory"
+                  : S_ISFIFO(st.st_mode) ? "a FIFO"
+                  : S_ISCHR(st.st_mode)  ? "a character device"
+                  : S_ISBLK(st.st_mode)  ? "a block device"
+                  : S_ISSOCK(st.st_mode) ? "a socket"
+                                         : "not a file");
     }
     if (st.st_size <= 0) {
         close(fd);
@@ -238,27 +270,47 @@ int ats_array_map(struct ats_array **out, const char *path) {
     }
     if ((uintmax_t)st.st_size > SIZE_MAX) {
         close(fd);
-        ATS_ERROR(ATS_STATUS_EIO, "%.200s: too large to map (%jd bytes)", path,
-                  (intmax_t)st.st_size);
+        ATS_ERROR(ATS_STATUS_EIO, "%.200s: too large (%jd bytes)", path, (intmax_t)st.st_size);
     }
-    size_t len = (size_t)st.st_size;
-    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-    int err = errno;
-    close(fd);
-    if (map == MAP_FAILED)
-        ATS_ERROR(ATS_STATUS_EIO, "%.200s: cannot map %zu bytes: %s", path, len, strerror(err));
+    size_t len = (size_t)st.st_size, first = len < FILE_PREFIX ? len : FILE_PREFIX;
     struct ats_array *a = ats_malloc(sizeof *a);
-    if (!a) {
-        munmap(map, len);
-        ATS_ERROR(ATS_STATUS_ENOMEM, "no memory for an array object");
+    unsigned char *head = ats_malloc(first);
+    char *name = ats_malloc(strlen(path) + 1);
+    int rc = a && head && name ? read_at(fd, head, first, 0, path) : ATS_STATUS_ENOMEM;
+    if (rc != ATS_STATUS_OK) {
+        ats_free(a);
+        ats_free(head);
+        ats_free(name);
+        close(fd);
+        if (rc == ATS_STATUS_ENOMEM)
+            ATS_ERROR(rc, "no memory for an array object");
+        return rc;
     }
     memset(a, 0, sizeof *a);
-    a->map = map;
-    a->map_len = len;
-    long page = sysconf(_SC_PAGESIZE);
-    a->page = page > 0 ? (size_t)page : 4096;
+    a->path = strcpy(name, path);
+    a->map = head;
+    a->map_len = first;
+    a->file = 1;
+    a->fd = fd;
+    a->file_len = len;
     *out = a;
     return ATS_STATUS_OK;
+}
+
+size_t ats_array_len(const struct ats_array *a) { return a->file ? a->file_len : a->map_len; }
+
+int ats_array_need(struct ats_array *a, size_t n, const char *path) {
+    ATS_ASSERT(a && n <= ats_array_len(a));
+    if (n <= a->map_len)
+        return ATS_STATUS_OK;
+    unsigned char *m = ats_realloc_array((void *)(uintptr_t)a->map, n, 1);
+    if (!m)
+        ATS_ERROR(ATS_STATUS_ENOMEM, "%.200s: no memory for a header of %zu bytes", path, n);
+    a->map = m;
+    int rc = read_at(a->fd, m + a->map_len, n - a->map_len, a->map_len, path);
+    if (rc == ATS_STATUS_OK)
+        a->map_len = n;
+    return rc;
 }
 
 void ats_shape_format(char *buf, size_t cap, const int64_t *shape, int ndim) {
@@ -339,7 +391,6 @@ int ats_array_wrap(struct ats_array **out, const void *data, enum ats_dtype t,
         ats_free(a);
         return rc;
     }
-    // page = 0: not a mapping, so nothing is advised or unmapped.
     a->map = data;
     a->map_len = a->nbytes;
     a->big_endian = host_big_endian();
@@ -350,8 +401,11 @@ int ats_array_wrap(struct ats_array **out, const void *data, enum ats_dtype t,
 void ats_array_close(struct ats_array *a) {
     if (!a)
         return;
-    if (a->map && a->page)
-        munmap((void *)(uintptr_t)a->map, a->map_len);
+    if (a->file) {
+        close(a->fd);
+        ats_free((void *)(uintptr_t)a->map);
+        ats_free(a->path);
+    }
     ats_free(a);
 }
 
@@ -382,23 +436,8 @@ int64_t ats_array_cols(const struct ats_array *a) {
     return a->cols;
 }
 
-// Gives back the pages of map[begin, end) once converted: from the page holding begin (its
-// head belongs to earlier rows or the header, read already in a forward scan) to the last
-// page boundary before end (the page holding end also holds the next rows), or to the end of
-// the file when the range reaches it. Advice only: failure changes nothing but the RSS.
-static void release_pages(const struct ats_array *a, size_t begin, size_t end) {
-    if (!a->page)
-        return;
-    // Outward to whole windows of 64 KiB (the kernel's fault-around maps the aligned 64 KiB
-    // around a faulting page): a read of a few rows would otherwise leave up to 16 pages
-    // mapped each time. A page shared with rows not read yet only faults in again.
-    const size_t window = a->page > 65536 ? a->page : 65536;
-    size_t lo = begin / window * window;
-    size_t hi = (end + window - 1) / window * window;
-    hi = hi > a->map_len ? a->map_len : hi;
-    if (hi > lo)
-        madvise((void *)(uintptr_t)(a->map + lo), hi - lo, MADV_DONTNEED);
-}
+// Bytes of a file read and converted at a time.
+enum { READ_CHUNK = 1 << 20 };
 
 int ats_array_read_rows(double *out, const struct ats_array *a, int64_t row0, int64_t nrows) {
     ATS_ASSERT(a);
@@ -414,9 +453,24 @@ int ats_array_read_rows(double *out, const struct ats_array *a, int64_t row0, in
     const size_t row_bytes = (size_t)a->cols * a->itemsize;
     const size_t begin = a->data_off + (size_t)row0 * row_bytes;
     const size_t n = (size_t)nrows * (size_t)a->cols;
-    convert(out, a->map + begin, n, a->dtype, a->big_endian);
-    release_pages(a, begin, begin + n * a->itemsize);
-    return ATS_STATUS_OK;
+    if (!a->file) {
+        convert(out, a->map + begin, n, a->dtype, a->big_endian);
+        return ATS_STATUS_OK;
+    }
+    // Whole elements a chunk at a time, so at most READ_CHUNK bytes sit in memory twice.
+    const size_t per = READ_CHUNK / a->itemsize;
+    unsigned char *buf = ats_malloc((n < per ? n : per) * a->itemsize);
+    if (!buf)
+        ATS_ERROR(ATS_STATUS_ENOMEM, "no memory to read rows");
+    int rc = ATS_STATUS_OK;
+    for (size_t done = 0; done < n && rc == ATS_STATUS_OK; done += per) {
+        size_t k = n - done < per ? n - done : per;
+        rc = read_at(a->fd, buf, k * a->itemsize, begin + done * a->itemsize, a->path);
+        if (rc == ATS_STATUS_OK)
+            convert(out + done, buf, k, a->dtype, a->big_endian);
+    }
+    ats_free(buf);
+    return rc;
 }
 
 // ----------------------------------------------------------------------------
@@ -731,8 +785,11 @@ static int parse_descr(struct npy_parser *x, enum ats_dtype *t, int *big_endian)
 
 int ats_npy_parse(struct ats_array *a, const char *path) {
     ATS_ASSERT(a && a->map && path);
+    const size_t len = ats_array_len(a);
+    int rc = ats_array_need(a, len < 12 ? len : 12, path);
+    if (rc != ATS_STATUS_OK)
+        return rc;
     const unsigned char *m = a->map;
-    const size_t len = a->map_len;
     static const unsigned char magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
     if (memcmp(m, magic, len < 6 ? len : 6) != 0)
         ATS_ERROR(ATS_STATUS_EINVAL,
@@ -762,12 +819,15 @@ int ats_npy_parse(struct ats_array *a, const char *path) {
                   "the file (%zu bytes): truncated or corrupt",
                   path, header_len, len);
 
+    if ((rc = ats_array_need(a, header_off + header_len, path)) != ATS_STATUS_OK)
+        return rc;
+    m = a->map;
     struct npy_parser x;
     memset(&x, 0, sizeof x);
     x.begin = x.p = m + header_off;
     x.end = x.begin + header_len;
     x.path = path;
-    int rc = parse_dict(&x);
+    rc = parse_dict(&x);
     if (rc)
         return rc;
     enum ats_dtype t;
@@ -806,7 +866,7 @@ static int npy_open(struct ats_array **out, const char *path, int allow_bool) {
     ATS_ASSERT(out && path);
     *out = NULL;
     struct ats_array *a;
-    int rc = ats_array_map(&a, path);
+    int rc = ats_array_file(&a, path);
     if (rc)
         return rc;
     rc = ats_npy_parse(a, path);
@@ -902,11 +962,11 @@ int ats_npy_write(const char *path, const double *data, int64_t rows, int64_t co
     memset(head + prefix + dict_len, ' ', header_len - dict_len - 1);
     head[prefix + header_len - 1] = '\n';
 
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        int err = errno;
-        ATS_ERROR(ATS_STATUS_EIO, "%.200s: cannot create: %s", path, strerror(err));
-    }
+    struct ats_atomic *out;
+    int rc = ats_atomic_open(&out, path);
+    if (rc != ATS_STATUS_OK)
+        return rc;
+    FILE *f = ats_atomic_stream(out);
     int ok = fwrite(head, 1, prefix + header_len, f) == prefix + header_len;
     unsigned char buf[8192];
     const size_t per = sizeof buf / itemsize;
@@ -929,13 +989,11 @@ int ats_npy_write(const char *path, const double *data, int64_t rows, int64_t co
         }
         ok = fwrite(buf, itemsize, n, f) == n;
     }
-    int err = ok ? 0 : errno;
-    if (fclose(f) != 0 && ok) {
-        ok = 0;
-        err = errno;
-    }
-    if (!ok)
-        ATS_ERROR(ATS_STATUS_EIO, "%.200s: write failed: %s (the file is incomplete)", path,
+    if (!ok) {
+        int err = errno;
+        ats_atomic_abort(out);
+        ATS_ERROR(ATS_STATUS_EIO, "%.200s: write failed: %s (nothing written)", path,
                   strerror(err));
-    return ATS_STATUS_OK;
+    }
+    return ats_atomic_commit(out);
 }

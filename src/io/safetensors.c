@@ -235,8 +235,11 @@ static int st_find(struct ats_array *a, const cJSON *root, const char *path, con
 
 int ats_safetensors_parse(struct ats_array *a, const char *path, const char *name) {
     ATS_ASSERT(a && a->map && path && name);
+    const size_t len = ats_array_len(a);
+    int rc = ats_array_need(a, len < 8 ? len : 8, path);
+    if (rc != ATS_STATUS_OK)
+        return rc;
     const unsigned char *m = a->map;
-    const size_t len = a->map_len;
     if (len < 8)
         ATS_ERROR(ATS_STATUS_EINVAL,
                   "%.200s: truncated safetensors file (%zu bytes): the "
@@ -260,7 +263,9 @@ int ats_safetensors_parse(struct ats_array *a, const char *path, const char *nam
                   "%.200s: safetensors header size %" PRIu64 " is too small "
                   "for a JSON object",
                   path, n);
-    const char *json = (const char *)m + 8;
+    if ((rc = ats_array_need(a, 8 + (size_t)n, path)) != ATS_STATUS_OK)
+        return rc;
+    const char *json = (const char *)a->map + 8;
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(json, (size_t)n, &end, 0);
     if (!root) {
@@ -280,7 +285,7 @@ int ats_safetensors_parse(struct ats_array *a, const char *path, const char *nam
                   "safetensors header (at byte %zu of %" PRIu64 ")",
                   path, (size_t)(end - json), n);
     }
-    int rc = st_find(a, root, path, name, 8 + (size_t)n, len - 8 - (size_t)n);
+    rc = st_find(a, root, path, name, 8 + (size_t)n, len - 8 - (size_t)n);
     cJSON_Delete(root);
     return rc;
 }
@@ -289,7 +294,7 @@ int ats_safetensors_open(struct ats_array **out, const char *path, const char *n
     ATS_ASSERT(out && path && name);
     *out = NULL;
     struct ats_array *a;
-    int rc = ats_array_map(&a, path);
+    int rc = ats_array_file(&a, path);
     if (rc)
         return rc;
     rc = ats_safetensors_parse(a, path, name);

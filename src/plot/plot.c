@@ -98,30 +98,48 @@ int ats_plot_check_path(const char *path) {
     return kind_of(path, &k);
 }
 
-static cairo_surface_t *surface_create(const char *path, enum kind k) {
+// cairo's output through an atomic file (src/io/atomic.c): every write checked.
+static cairo_status_t write_stream(void *closure, const unsigned char *data, unsigned int n) {
+    FILE *f = ats_atomic_stream(closure);
+    return fwrite(data, 1, n, f) == n ? CAIRO_STATUS_SUCCESS : CAIRO_STATUS_WRITE_ERROR;
+}
+
+// The page to draw on, written to *file (opened here; NULL when that failed: the caller
+// reports it after drawing nothing).
+static cairo_surface_t *surface_create(const char *path, enum kind k, struct ats_atomic **file) {
+    if (ats_atomic_open(file, path) != ATS_STATUS_OK)
+        return cairo_image_surface_create(CAIRO_FORMAT_RGB24, 1, 1);
     switch (k) {
     case KIND_SVG:
-        return cairo_svg_surface_create(path, PAGE_W, PAGE_H);
+        return cairo_svg_surface_create_for_stream(write_stream, *file, PAGE_W, PAGE_H);
     case KIND_PDF:
-        return cairo_pdf_surface_create(path, PAGE_W, PAGE_H);
+        return cairo_pdf_surface_create_for_stream(write_stream, *file, PAGE_W, PAGE_H);
     default:
         return cairo_image_surface_create(CAIRO_FORMAT_RGB24, PAGE_W, PAGE_H);
     }
 }
 
-// Finishes the page and writes it; EIO when cairo reports any failure.
-static int surface_finish(cairo_surface_t *s, cairo_t *cr, const char *path, enum kind k) {
+// Finishes the page and writes it, then commits the file; EIO when cairo or a write reports
+// any failure (the file is then left as it was).
+static int surface_finish(cairo_surface_t *s, cairo_t *cr, const char *path, enum kind k,
+                          struct ats_atomic *file) {
     cairo_status_t st = cairo_status(cr);
     cairo_destroy(cr);
+    if (!file) {
+        cairo_surface_destroy(s);
+        return ATS_STATUS_EIO; // the reason is ats_atomic_open's
+    }
     if (st == CAIRO_STATUS_SUCCESS && k == KIND_PNG)
-        st = cairo_surface_write_to_png(s, path);
+        st = cairo_surface_write_to_png_stream(s, write_stream, file);
     cairo_surface_finish(s);
     if (st == CAIRO_STATUS_SUCCESS)
         st = cairo_surface_status(s);
     cairo_surface_destroy(s);
-    if (st != CAIRO_STATUS_SUCCESS)
+    if (st != CAIRO_STATUS_SUCCESS) {
+        ats_atomic_abort(file);
         ATS_ERROR(ATS_STATUS_EIO, "cannot write '%s': %s", path, cairo_status_to_string(st));
-    return ATS_STATUS_OK;
+    }
+    return ats_atomic_commit(file);
 }
 
 // ---------------------------------------------------------------------------
@@ -611,14 +629,15 @@ int ats_plot_lines(const char *path, const struct ats_plot_axes *axes,
         (rc = check_range(f.ymin, f.ymax, f.ylog, "y")))
         return rc;
 
-    cairo_surface_t *surf = surface_create(path, k);
+    struct ats_atomic *file = NULL;
+    cairo_surface_t *surf = surface_create(path, k, &file);
     cairo_t *cr = cairo_create(surf);
     white_page(cr);
     for (int64_t s = 0; s < ns; s++)
         draw_series(cr, &f, &series[s]);
     draw_frame(cr, &f, axes, NULL, NULL);
     draw_legend(cr, &f, series, ns);
-    return surface_finish(surf, cr, path, k);
+    return surface_finish(surf, cr, path, k, file);
 }
 
 static void map_colour(const struct ats_heatmap *m, unsigned char rgb[3], double t) {
@@ -690,7 +709,8 @@ int ats_plot_heatmap(const char *path, const struct ats_plot_axes *axes,
         (rc = check_range(f.ymin, f.ymax, f.ylog, "y")))
         return rc;
 
-    cairo_surface_t *surf = surface_create(path, k);
+    struct ats_atomic *file = NULL;
+    cairo_surface_t *surf = surface_create(path, k, &file);
     cairo_t *cr = cairo_create(surf);
     struct cats xc = {map->x, map->xcats, map->nx, {0, 0, 0, 0}};
     struct cats yc = {map->y, map->ycats, map->ny, {0, 0, 0, 0}};
@@ -814,5 +834,5 @@ int ats_plot_heatmap(const char *path, const struct ats_plot_axes *axes,
         text_at(cr, 0, 0, map->zlabel, 0.5, 0.5);
         cairo_restore(cr);
     }
-    return surface_finish(surf, cr, path, k);
+    return surface_finish(surf, cr, path, k, file);
 }

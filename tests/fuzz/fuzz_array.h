@@ -1,8 +1,8 @@
 /*
  * fuzz_array.h: what the .npy and safetensors fuzz targets share. Each input is parsed twice:
  * from an exact-size heap copy (through the parser behind the open call, so AddressSanitizer
- * sees any read past the end, which a page-rounded mapping would hide), and as a real file
- * through the open call (open, fstat, mmap, madvise), written to a memfd. When it opens, the
+ * sees any read past the end), and as a real file through the open call (open, fstat, pread),
+ * written to a memfd. When it opens, the
  * shape must be consistent with the file and every row is read; any input must fail with a
  * status otherwise, never crash, leak or read out of bounds.
  */
@@ -32,9 +32,10 @@ static void read_all(const struct ats_array *a, size_t file_size) {
         r *= ats_array_dim(a, i);
     if (r != rows || cols != (ndim ? ats_array_dim(a, ndim - 1) : 1) || ats_array_dim(a, ndim) != 1)
         abort();
-    size_t itemsize = ats_array_dtype(a) == ATS_DTYPE_F64   ? 8
-                      : ats_array_dtype(a) == ATS_DTYPE_F32 ? 4
-                                                            : 2;
+    size_t itemsize = ats_array_dtype(a) == ATS_DTYPE_F64    ? 8
+                      : ats_array_dtype(a) == ATS_DTYPE_F32  ? 4
+                      : ats_array_dtype(a) == ATS_DTYPE_BOOL ? 1
+                                                             : 2;
     if (ats_array_read_rows(NULL, a, rows, 1) != ATS_STATUS_EDOM ||
         ats_array_read_rows(NULL, a, -1, 1) != ATS_STATUS_EDOM)
         abort();
@@ -67,7 +68,7 @@ static void fuzz_array_input(const uint8_t *data, size_t size,
                              int (*open_file)(struct ats_array **a, const char *path)) {
     if (size == 0 || size > (1 << 20))
         return;
-    // 1. From an exact-size heap copy (no mapping: a->page == 0 disables madvise).
+    // 1. From an exact-size heap copy (a->file == 0: the bytes are the whole input).
     unsigned char *copy = malloc(size);
     struct ats_array *a = calloc(1, sizeof *a);
     if (copy && a) {

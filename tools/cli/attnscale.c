@@ -3,7 +3,9 @@
  * Build: make (binary at build/attnscale). Uses only include/attnscale.h from the library.
  */
 #define _GNU_SOURCE
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -30,7 +32,24 @@ static const char main_help[] =
     "Results go to stdout as JSON Lines (default) or CSV (--format csv); diagnostics to stderr.\n"
     "Exit status: 0 success, 1 runtime failure, 2 usage error.\n";
 
+// SIGINT, SIGTERM, SIGHUP: the files being written are removed (an earlier file of the same
+// name stays as it was), then the signal ends the process as it would have.
+static void on_signal(int sig) {
+    ats_atomic_cleanup();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
 int main(int argc, char **argv) {
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(sigs[i], &sa, NULL);
+    }
+    atexit(ats_atomic_cleanup); // a failure exits before a file is committed
     if (argc < 2) {
         fputs(main_help, stderr);
         return CLI_EXIT_USAGE;

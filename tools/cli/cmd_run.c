@@ -49,8 +49,13 @@ int cli_run_records(const struct ats_command *cmd, int argc, char **argv) {
         cli_status(&c, rc);
     show_notes(&c, run);
     c.out = stdout;
-    if (c.output && !(c.out = fopen(c.output, "w")))
-        cli_fail(&c, "cannot open '%s' for writing: %s", c.output, strerror(errno));
+    struct ats_atomic *file = NULL;
+    if (c.output) {
+        if ((rc = ats_command_check_output(cmd, &spec, "--output", c.output)) != ATS_STATUS_OK ||
+            (rc = ats_atomic_open(&file, c.output)) != ATS_STATUS_OK)
+            cli_status(&c, rc);
+        c.out = ats_atomic_stream(file);
+    }
     if ((rc = ats_writer_alloc(&c.writer, c.out, c.format)) != ATS_STATUS_OK)
         cli_status(&c, rc);
     int64_t ncol;
@@ -77,11 +82,10 @@ int cli_run_records(const struct ats_command *cmd, int argc, char **argv) {
     ats_run_free(run);
     cli_spec_clear(cmd, &spec);
     ats_writer_free(c.writer);
-    int bad = fflush(c.out) != 0 || ferror(c.out);
-    if (c.out != stdout)
-        bad |= fclose(c.out) != 0;
-    if (bad)
-        cli_fail(&c, "writing %s failed", c.output ? c.output : "stdout");
+    if (file && ats_atomic_commit(file) != ATS_STATUS_OK)
+        cli_fail(&c, "%s", ats_last_error());
+    if (!file && (fflush(stdout) != 0 || ferror(stdout)))
+        cli_fail(&c, "writing stdout failed");
     return CLI_EXIT_OK;
 }
 

@@ -18,6 +18,34 @@ int main(void) {
     if (cli_run_init() != 0)
         return 1;
 
+    // Made consistent (issue 13): -h is --help for every command; a repeated policy is
+    // refused as a repeated metric is; a policy parameter without --policy is refused, not
+    // ignored; reproduce neither lists nor takes --output/--format; query --n beyond the exact
+    // sampler's streams names the largest n it reaches.
+    struct run h = run("simplex -h");
+    ATS_CHECK(h.status == 0 && strstr(h.out, "Usage: attnscale simplex"), "simplex -h: help, "
+                                                                          "exit %d",
+              h.status);
+    run_free(&h);
+    expect_usage("policies --policy yarn,qwen-logn,yarn --n 10", "--policy", "'yarn' is given twice");
+    expect_usage("phase --n 8 --gamma 1 --metric lambda,lambda", "--metric", "lambda");
+    expect_usage("diagnose --scores tests/golden/fixtures/scores_2d.npy --train-len 4",
+                 "--train-len is a policy parameter", "--policy");
+    expect_usage("diagnose --scores tests/golden/fixtures/scores_2d.npy --finetuned",
+                 "--finetuned is a policy parameter", NULL);
+    h = run("reproduce --help");
+    ATS_CHECK(h.status == 0 && !strstr(h.out, "--output") && !strstr(h.out, "--format") &&
+                  strstr(h.out, "--outdir"),
+              "reproduce --help lists --outdir but neither --output nor --format");
+    run_free(&h);
+    expect_usage("reproduce paper2 --quick --format csv", "--format does not apply", "--outdir");
+    expect_usage("reproduce paper2 --quick --output x", "--output does not apply", "--outdir");
+    h = run("query --d 3 --n 1e15 --tau-prime 1");
+    ATS_CHECK(h.status == 1 && strstr(h.err, "the exact sampler reaches n = 281474976710656") &&
+                  !strstr(h.err, "raise chunk"),
+              "query --n 1e15: names the largest n of the exact sampler (%s)", h.err);
+    run_free(&h);
+
     // Usage errors (exit 2) name the option and what it accepts.
     expect_usage("", "Usage", NULL);
     expect_usage("frobnicate", "unknown command 'frobnicate'", NULL);
@@ -217,8 +245,11 @@ int main(void) {
                 missing++;
             }
         }
+        // Commands with records take --format (reproduce writes figures: neither).
         ATS_CHECK(r.status == 0 && !missing && strstr(r.out, "Usage: attnscale") &&
-                      strstr(r.out, "--format") && strstr(r.out, "Exit status") && !r.err[0],
+                      (strstr(r.out, "--format") == NULL) == (cmd->operand != 0) &&
+                      strstr(r.out, "Exit status") &&
+                      !r.err[0],
                   "%s --help: exit %d, every one of its %lld options listed", cmd->name, r.status,
                   (long long)cmd->noptions);
         run_free(&r);

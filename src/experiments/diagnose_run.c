@@ -1090,6 +1090,28 @@ static int check_policy(const struct state *s, const char *name) {
     return ATS_STATUS_OK;
 }
 
+// A policy parameter given without --policy would be ignored: a usage error instead.
+static int params_without_policy(const struct ats_diagnose_spec *sp) {
+    size_t lo = offsetof(struct ats_diagnose_spec, params), hi = lo + sizeof sp->params;
+    for (int64_t i = 0; i < command_diagnose.noptions; i++) {
+        const struct ats_option *o = &command_diagnose.options[i];
+        if (o->offset < lo || o->offset >= hi)
+            continue;
+        const char *t = (const char *)sp + o->offset;
+        double v = NAN;
+        int flag = 0;
+        if (o->kind == ATS_OPTION_FLAG)
+            memcpy(&flag, t, sizeof flag);
+        else
+            memcpy(&v, t, sizeof v);
+        if (flag == 1 || !isnan(v))
+            ATS_ERROR(ATS_STATUS_EARG, "--%s is a policy parameter: it applies with --policy "
+                                       "NAME or --policy all",
+                      o->name);
+    }
+    return ATS_STATUS_OK;
+}
+
 // Everything before the first record: the spec, the policy name, the inputs, the buffers and
 // the policy at the first and last positions.
 static int setup(struct state *s, const struct ats_diagnose_spec *sp) {
@@ -1115,6 +1137,8 @@ static int setup(struct state *s, const struct ats_diagnose_spec *sp) {
                       sp->policy, names);
         }
     }
+    if (!sp->policy && (rc = params_without_policy(sp)) != ATS_STATUS_OK)
+        return rc;
     if (sp->plot && ats_plot_check_path(sp->plot) != ATS_STATUS_OK)
         ATS_ERROR(ATS_STATUS_EARG, "--plot: '%s' must end in .png, .svg or .pdf", sp->plot);
     s->plot = sp->plot;

@@ -207,6 +207,9 @@ static int parse_policies(struct state *s, const char *text) {
         if (id < 0)
             ATS_ERROR(ATS_STATUS_EARG, "--policy: unknown policy '%s' (known: %s, or all)", name,
                       known);
+        for (int64_t i = 0; i < s->np; i++)
+            if (s->ids[i] == id)
+                ATS_ERROR(ATS_STATUS_EARG, "--policy: '%s' is given twice", name);
         s->ids[s->np++] = id;
         if (!e)
             break;

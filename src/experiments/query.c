@@ -104,9 +104,10 @@ static int exact_run(struct ats_query_trial *out, const struct ats_query_params 
     int64_t nchunks = n / chunk + (n % chunk != 0);
     if ((uint64_t)nchunks > QUERY_STREAMS)
         ATS_ERROR(ATS_STATUS_ERANGE,
-                  "query: n = %.17g in chunks of %lld makes %lld chunks per trial, above 2^32 "
-                  "(raise chunk)",
-                  p->n, (long long)chunk, (long long)nchunks);
+                  "query: n = %.17g would take %lld chunks of %lld keys per trial, above the "
+                  "2^32 random streams of a trial: the exact sampler reaches n = %.17g (the ppp "
+                  "sampler gives the n -> infinity limit)",
+                  p->n, (long long)nchunks, (long long)chunk, (double)chunk * 4294967296.0);
     if (ntrials > INT64_MAX / nchunks)
         ATS_ERROR(ATS_STATUS_ERANGE, "query: %lld trials of %lld chunks overflow the item count",
                   (long long)ntrials, (long long)nchunks);

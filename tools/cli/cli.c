@@ -67,12 +67,14 @@ enum {
     OPT_TABLE = 1100,
 };
 
-static const char common_help[] =
+static const char output_help[] =
     "Output:\n"
     "  --format json|csv   JSON Lines, one object per record (default), or CSV with a header\n"
-    "  --output FILE       write the records to FILE instead of stdout\n"
+    "  --output FILE       write the records to FILE instead of stdout (whole or not at all)\n";
+
+static const char common_help[] =
     "  -q, --quiet         less on stderr (repeatable); -v, --verbose more\n"
-    "  --help              this help\n"
+    "  -h, --help          this help\n"
     "\n"
     "Numeric options take one value, a list a,b,c or a range lo:hi:k (k evenly spaced\n"
     "values, both ends included; lo:hi:k:log spaces them evenly in log, rounding to integers\n"
@@ -112,7 +114,8 @@ static void print_help(const struct ats_command *cmd) {
                 printf("%*s", col, "");
         }
     }
-    printf("\n%s\n%s", cmd->records, common_help);
+    // reproduce writes figures into --outdir: no records, so no --format or --output.
+    printf("\n%s\n%s%s", cmd->records, cmd->operand ? "Common:\n" : output_help, common_help);
 }
 
 static void bad_option(const struct cli *c, int opt, char **argv) {
@@ -227,7 +230,10 @@ void cli_parse(struct cli *c, const struct ats_command *cmd, void *spec, const c
     opterr = 0; // the CLI words its own messages
     int opt;
     // A leading colon: getopt_long reports a missing value as ':'.
-    while ((opt = getopt_long(argc, argv, ":qv", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, ":qvh", opts, NULL)) != -1) {
+        if ((opt == OPT_FORMAT || opt == OPT_OUTPUT) && cmd->operand)
+            cli_usage(c, "--%s does not apply: the figures and their CSV go to --outdir",
+                      opt == OPT_FORMAT ? "format" : "output");
         switch (opt) {
         case OPT_FORMAT:
             if (strcmp(optarg, "json") == 0)
@@ -243,6 +249,7 @@ void cli_parse(struct cli *c, const struct ats_command *cmd, void *spec, const c
             c->output = optarg;
             break;
         case OPT_HELP:
+        case 'h':
             print_help(cmd);
             exit(CLI_EXIT_OK);
         case 'q':

@@ -94,8 +94,6 @@ int cli_run_reproduce(const struct ats_command *cmd, int argc, char **argv) {
     struct ats_reproduce_spec spec;
     const char *operand;
     cli_parse(&c, cmd, &spec, &operand, argc, argv);
-    if (c.output)
-        cli_usage(&c, "--output does not apply: the figures and their CSV go to --outdir");
     spec.target = operand;
     const char *outdir = spec.outdir ? spec.outdir : "out";
     struct ats_run *run;

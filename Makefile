@@ -7,7 +7,8 @@
 #   make check        the tests again under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make test-long    long statistical runs (large n, many seeds)
 #   make bench        benchmarks (bench/), CSV on stdout
-#   make fuzz         libFuzzer targets (clang), FUZZ_SECONDS each (default 60)
+#   make fuzz         libFuzzer targets (clang), FUZZ_SECONDS each (default 60); new inputs
+#                     in BUILD/fuzz/new-*, merged into tests/fuzz/corpus with FUZZ_MERGE=1
 #   make format       clang-format every C source
 #   make clean
 #
@@ -194,8 +195,10 @@ fuzz: $(BUILD)/gen/buildinfo.h
 	  t=$(BUILD)/fuzz/$$(basename $$f .c); \
 	  clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined $(ALL_CPPFLAGS) \
 	    $$f $(LIB_SRC) -I$(BUILD)/gen $(LIBS) -o $$t || exit 1; \
-	  c=tests/fuzz/corpus/$$(basename $$f .c | sed 's/^fuzz_//'); mkdir -p $$c; \
-	  $$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$c || exit 1; \
+	  c=tests/fuzz/corpus/$$(basename $$f .c | sed 's/^fuzz_//'); \
+	  n=$(BUILD)/fuzz/new-$$(basename $$c); mkdir -p $$c $$n; \
+	  $$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$n $$c || exit 1; \
+	  if [ -n "$(FUZZ_MERGE)" ]; then $$t -merge=1 $$c $$n || exit 1; fi; \
 	done
 
 format:

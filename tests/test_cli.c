@@ -46,6 +46,31 @@ int main(void) {
               "query --n 1e15: names the largest n of the exact sampler (%s)", h.err);
     run_free(&h);
 
+    // Progress on a terminal (script(1) gives the run one): nothing for a short run, a line
+    // with rate and ETA for one longer than two seconds, none with -q.
+    if (system("command -v script >/dev/null 2>&1") == 0) {
+        char cmd[1024];
+        static const char *const runs[3] = {
+            "simplex --n 16 --rho 0.5 --gamma 1",
+            "query --d 3 --n 1e6 --tau-prime 1 --trials 500",
+            "query --d 3 --n 1e6 --tau-prime 1 --trials 500 -q"};
+        char *tty[3];
+        for (int i = 0; i < 3; i++) {
+            snprintf(cmd, sizeof cmd, "script -qec '%s %s >/dev/null' /dev/null > %s/tty%d", bin,
+                     runs[i], tmpdir, i);
+            int st = system(cmd);
+            snprintf(cmd, sizeof cmd, "%s/tty%d", tmpdir, i);
+            tty[i] = st == 0 ? slurp(cmd) : calloc(1, 1);
+        }
+        ATS_CHECK(!strstr(tty[0], "%") && strstr(tty[1], "/s),") && strstr(tty[1], "ETA") &&
+                      strstr(tty[1], "100% (500/500") && !strstr(tty[2], "%"),
+                  "progress: none for a short run, rate and ETA past 2 s, none with -q");
+        for (int i = 0; i < 3; i++)
+            free(tty[i]);
+    } else {
+        printf("SKIP: progress on a terminal not checked: script(1) is not installed\n");
+    }
+
     // Usage errors (exit 2) name the option and what it accepts.
     expect_usage("", "Usage", NULL);
     expect_usage("frobnicate", "unknown command 'frobnicate'", NULL);

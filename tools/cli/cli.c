@@ -292,6 +292,7 @@ static double now(void) {
 
 void cli_progress_init(struct cli_progress *p, const struct cli *c) {
     p->on = c->verbosity >= 2 && isatty(2);
+    p->shown = 0;
     p->start = p->last = now();
 }
 
@@ -299,18 +300,20 @@ void cli_progress_show(struct cli_progress *p, const struct cli *c, const struct
                        int final) {
     if (!p->on)
         return;
-    double t = now();
-    if (!final && t - p->last < 0.25)
+    double t = now(), el = t - p->start;
+    // Runs shorter than about two seconds show nothing; then a few updates a second.
+    if ((!final && t - p->last < 0.25) || (!p->shown && el < 2))
         return;
     p->last = t;
+    p->shown = 1;
     double done, total;
     ats_run_progress(run, &done, &total);
-    double el = t - p->start, frac = total > 0 ? fmin(done / total, 1) : 0;
+    double frac = total > 0 ? fmin(done / total, 1) : 0;
     char eta[48] = "";
-    if (!final && frac > 0 && el > 1)
+    if (!final && frac > 0)
         snprintf(eta, sizeof eta, ", ETA %.0f s", el * (1 - frac) / frac);
-    fprintf(stderr, "\rattnscale %s: %3.0f%% (%.0f/%.0f), %.1f s%s%12s", c->cmd, 100 * frac,
-            done, total, el, eta, "");
+    fprintf(stderr, "\rattnscale %s: %3.0f%% (%.0f/%.0f, %.3g/s), %.1f s%s%12s", c->cmd,
+            100 * frac, done, total, done / el, el, eta, "");
     if (final)
         fputc('\n', stderr);
 }

@@ -57,10 +57,11 @@ void cli_parse(struct cli *c, const struct ats_command *cmd, void *spec, const c
 // Frees what cli_parse allocated in spec (the value lists).
 void cli_spec_clear(const struct ats_command *cmd, void *spec);
 
-// Progress on stderr (a line only when stderr is a terminal and verbosity >= 2), throttled to
-// a few updates a second; final = 1 ends the line.
+// Progress on stderr (a line only when stderr is a terminal and verbosity >= 2, from two
+// seconds into the run: share done, count, rate, elapsed time and ETA), a few updates a
+// second; final = 1 ends the line (when one was shown).
 struct cli_progress {
-    int on;
+    int on, shown;
     double start, last;
 };
 void cli_progress_init(struct cli_progress *p, const struct cli *c);

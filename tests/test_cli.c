@@ -46,6 +46,16 @@ int main(void) {
               "query --n 1e15: names the largest n of the exact sampler (%s)", h.err);
     run_free(&h);
 
+    // Work bounded before it starts: a grid of more records than one run writes, and a phase
+    // run needing more memory than the machine has, are usage errors that say what they
+    // would need, at once (before the value lists are crossed or tokens allocated).
+    expect_usage("simplex --n 16 --rho 0:0.9:1000 --gamma 0:4:1000000",
+                 "--rho 1000 x --gamma 1000000 values make 1e+09 records", "split the run");
+    expect_usage("phase --n 16 --d 4 --rho 0:0.9:1e7 --gamma 0:10:1e7", "1e+14 records", NULL);
+    expect_usage("phase --n 200000 --config simplex --eta-method hutchinson --metric eta "
+                 "--gamma 1",
+                 "phase at n = 200000, d = 200001 needs at least 960 GB of memory", "lower --n");
+
     // Progress on a terminal (script(1) gives the run one): nothing for a short run, a line
     // with rate and ETA for one longer than two seconds, none with -q.
     if (system("command -v script >/dev/null 2>&1") == 0) {
@@ -224,7 +234,7 @@ int main(void) {
                  "simplex --n 2:65537:65536 --d 2:65537:65536 --alpha 0:65535:65536 "
                  "--q 1:16384:16384 --rho 0.5 --gamma 0:3:4 --plot %s/x.png",
                  tmpdir);
-        expect_usage(args, "--plot", "10^8");
+        expect_usage(args, "1.84e+19 records", "split the run");
         snprintf(args, sizeof args, "%s/x.png", tmpdir);
         ATS_CHECK(access(args, F_OK) != 0, "no figure written by a refused command");
     }

@@ -17,7 +17,7 @@ static int next(struct ats_run *run, void *state, struct ats_record *rec) {
     if (rc != ATS_STATUS_OK || *left == 0)
         return rc;
     ats_record_int(rec, "i", (*left)--);
-    run->done += 1;
+    run->done = run->done + 1;
     return ATS_STATUS_OK;
 }
 

@@ -249,7 +249,7 @@ static int compute_point(struct ats_run *run, struct state *s) {
             ats_error(__FILE__, __LINE__, rc, "--tokens %s: %s", s->tokens, ats_last_error());
         else if (rc != ATS_STATUS_OK)
             ats_error(__FILE__, __LINE__, rc, "%s: %s", ats_strerror(rc), ats_last_error());
-        run->done += 1.0 / (double)s->nt;
+        run->done = run->done + 1.0 / (double)s->nt;
     }
     ats_free(x);
     s->pending = nb * s->nmetric;
@@ -497,6 +497,19 @@ static int setup(struct state *s, const struct ats_phase_spec *sp) {
                           "(n = %g, d = %g; --eta-method exact needs no tokens)",
                           nv, dv);
         }
+    // The tokens, the layer's output and its tangent at the largest n and d: a floor of what
+    // a trial holds, checked before anything is allocated.
+    if (!s->closed) {
+        double nmax = 0, dmax = 0;
+        for (int64_t i = 0; i < s->ax[AX_N].count; i++)
+            nmax = fmax(nmax, s->ax[AX_N].v[i]);
+        for (int64_t i = 0; i < s->ax[AX_D].count; i++)
+            dmax = fmax(dmax, (double)dimension(s->config, s->ax[AX_D].v[i], (int64_t)nmax));
+        char what[96];
+        snprintf(what, sizeof what, "phase at n = %.0f, d = %.0f", nmax, dmax);
+        if ((rc = memory_bound(3 * nmax * dmax * 8, what, "lower --n or --d")) != ATS_STATUS_OK)
+            return rc;
+    }
     for (int a = 0; a < NAXES; a++)
         s->axp[a] = &s->ax[a];
     s->grid = (struct grid){s->axp, axis_names, NAXES, AX_RHO, AX_N, s->kind};

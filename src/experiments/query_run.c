@@ -113,7 +113,7 @@ static int run_trials(struct ats_run *run, struct ats_query_trial *tr,
             ATS_ERROR(ATS_STATUS_EARG, "%s", ats_last_error());
         if (rc != ATS_STATUS_OK)
             ATS_ERROR(rc, "%s: %s", ats_strerror(rc), ats_last_error());
-        run->done += (double)m;
+        run->done = run->done + (double)m;
     }
     return ATS_STATUS_OK;
 }

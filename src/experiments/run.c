@@ -202,8 +202,36 @@ static const char *text_field(const struct ats_command *cmd, const void *spec, c
     return v;
 }
 
+// The value lists' grid (one record per combination) within RUN_RECORDS_MAX, before anything
+// is allocated for it: else a usage error that says how many and which lists to split.
+static int grid_bound(const struct ats_command *cmd, const void *spec) {
+    double records = 1;
+    char lists[256] = "";
+    size_t used = 0;
+    for (int64_t i = 0; i < cmd->noptions; i++) {
+        const struct ats_option *o = &cmd->options[i];
+        if (o->kind != ATS_OPTION_VALUES)
+            continue;
+        struct ats_values v;
+        memcpy(&v, (const char *)spec + o->offset, sizeof v);
+        if (v.count > 1) {
+            records *= (double)v.count;
+            int w = snprintf(lists + used, sizeof lists - used, "%s--%s %lld", used ? " x " : "",
+                             o->name, (long long)v.count);
+            used = w > 0 && (size_t)w < sizeof lists - used ? used + (size_t)w : used;
+        }
+    }
+    if (records > RUN_RECORDS_MAX)
+        ATS_ERROR(ATS_STATUS_EARG,
+                  "%s values make %.3g records (about %.3g GB as JSON Lines), above the %.0e one "
+                  "run writes: split the run, e.g. one list into ranges run one after another",
+                  lists, records, records * 250 / 1e9, RUN_RECORDS_MAX);
+    return ATS_STATUS_OK;
+}
+
 int command_check_spec(const struct ats_command *cmd, const void *spec) {
     ATS_ASSERT(cmd && spec);
+    int rc;
     for (int64_t i = 0; i < cmd->noptions; i++) {
         const struct ats_option *o = &cmd->options[i];
         const char *t = (const char *)spec + o->offset;
@@ -233,6 +261,8 @@ int command_check_spec(const struct ats_command *cmd, const void *spec) {
                           v, n);
         }
     }
+    if ((rc = grid_bound(cmd, spec)) != ATS_STATUS_OK)
+        return rc;
     const char *plot = text_field(cmd, spec, "plot");
     return plot ? ats_command_check_output(cmd, spec, "--plot", plot) : ATS_STATUS_OK;
 }
@@ -251,6 +281,16 @@ int ats_command_check_output(const struct ats_command *cmd, const void *spec, co
     const char *plot = text_field(cmd, spec, "plot");
     if (plot && strcmp(opt, "--plot") != 0 && ats_same_file(path, plot))
         ATS_ERROR(ATS_STATUS_EARG, "%s '%.200s' is also --plot '%.200s'", opt, path, plot);
+    return ATS_STATUS_OK;
+}
+
+int memory_bound(double bytes, const char *what, const char *advice) {
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    double have = pages > 0 && page > 0 ? (double)pages * (double)page : HUGE_VAL;
+    if (bytes > have)
+        ATS_ERROR(ATS_STATUS_EARG,
+                  "%s needs at least %.3g GB of memory, more than this machine's %.3g GB: %s",
+                  what, bytes / 1e9, have / 1e9, advice);
     return ATS_STATUS_OK;
 }
 

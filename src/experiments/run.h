@@ -32,7 +32,8 @@ struct figure;
 struct ats_run {
     const struct run_ops *ops;
     void *state;
-    double done, total;     // progress, in the driver's units
+    _Atomic double done;    // progress, in the driver's units (read by other threads)
+    double total;
     int status;             // a failure is sticky
     volatile sig_atomic_t cancelled; // set by ats_run_cancel (any thread, a signal handler)
     char (*notes)[RUN_NOTE_LEN]; // pending notes are notes[note_head .. note_count)
@@ -122,12 +123,20 @@ int grid_next(int64_t *idx, const struct ats_values *const *axes, int k);
 // ----------------------------------------------------------------------------
 // Specs
 
+// The most records one run writes (10^8: some 25 GB of JSON Lines).
+#define RUN_RECORDS_MAX 1e8
+
 // Checks every VALUES, NUMBER and CHOICE field of spec against cmd's table (ATS_STATUS_EARG
-// naming the option; an empty list or a NAN number is "absent" and passes).
+// naming the option; an empty list or a NAN number is "absent" and passes), the size of the
+// grid of value lists (RUN_RECORDS_MAX) and that --plot is not an input.
 int command_check_spec(const struct ats_command *cmd, const void *spec);
 
 // Sets every field targeted by cmd's options to "absent" (the rest of spec zeroed first).
 void command_spec_absent(const struct ats_command *cmd, void *spec);
+
+// ATS_STATUS_EARG (what, the bytes needed and the machine's, then advice) when bytes exceed
+// the physical memory: checked before a run allocates.
+int memory_bound(double bytes, const char *what, const char *advice);
 
 // Copies a value list (an empty list stays empty): ATS_STATUS_ENOMEM.
 int values_copy(struct ats_values *dst, const struct ats_values *src);

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -316,4 +317,65 @@ void cli_progress_show(struct cli_progress *p, const struct cli *c, const struct
             100 * frac, done, total, done / el, el, eta, "");
     if (final)
         fputc('\n', stderr);
+}
+
+struct cli_ticker {
+    struct cli_progress p;
+    const struct cli *c;
+    const struct ats_run *run;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stop;
+};
+
+static void *ticker_main(void *arg) {
+    struct cli_ticker *t = arg;
+    pthread_mutex_lock(&t->mu);
+    while (!t->stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 250000000;
+        if (until.tv_nsec >= 1000000000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&t->cv, &t->mu, &until);
+        if (!t->stop)
+            cli_progress_show(&t->p, t->c, t->run, 0);
+    }
+    pthread_mutex_unlock(&t->mu);
+    return NULL;
+}
+
+struct cli_ticker *cli_ticker_start(const struct cli *c, const struct ats_run *run) {
+    struct cli_ticker *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    cli_progress_init(&t->p, c);
+    t->c = c;
+    t->run = run;
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_cond_init(&t->cv, NULL);
+    if (!t->p.on || pthread_create(&t->thread, NULL, ticker_main, t) != 0) {
+        t->p.on = 0; // no thread: nothing shown
+        t->stop = -1;
+    }
+    return t;
+}
+
+void cli_ticker_stop(struct cli_ticker *t) {
+    if (!t)
+        return;
+    if (t->stop == 0) {
+        pthread_mutex_lock(&t->mu);
+        t->stop = 1;
+        pthread_cond_signal(&t->cv);
+        pthread_mutex_unlock(&t->mu);
+        pthread_join(t->thread, NULL);
+        cli_progress_show(&t->p, t->c, t->run, 1);
+    }
+    pthread_mutex_destroy(&t->mu);
+    pthread_cond_destroy(&t->cv);
+    free(t);
 }

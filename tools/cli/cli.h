@@ -68,6 +68,12 @@ void cli_progress_init(struct cli_progress *p, const struct cli *c);
 void cli_progress_show(struct cli_progress *p, const struct cli *c, const struct ats_run *run,
                        int final);
 
+// A thread that shows the progress of run while the caller steps it (a single record or
+// figure can take minutes); cli_ticker_stop joins it and shows the final line.
+struct cli_ticker;
+struct cli_ticker *cli_ticker_start(const struct cli *c, const struct ats_run *run);
+void cli_ticker_stop(struct cli_ticker *t); // NULL is fine
+
 // Runs a record command: parse, run, write, draw its --plot. Returns the exit status.
 int cli_run_records(const struct ats_command *cmd, int argc, char **argv);
 

@@ -62,19 +62,17 @@ int cli_run_records(const struct ats_command *cmd, int argc, char **argv) {
     const char *const *cols = ats_run_csv_columns(run, &ncol);
     if (cols)
         ats_writer_csv_columns(c.writer, cols, ncol);
-    struct cli_progress prog;
-    cli_progress_init(&prog, &c);
+    struct cli_ticker *tick = cli_ticker_start(&c, run);
     struct ats_record rec;
     while ((rc = ats_run_next(run, &rec)) == ATS_STATUS_OK && rec.count > 0) {
         if (ats_writer_record(c.writer, &rec) != ATS_STATUS_OK)
             cli_fail(&c, "writing %s: %s", c.output ? c.output : "stdout", ats_last_error());
         show_notes(&c, run);
-        cli_progress_show(&prog, &c, run, 0);
     }
+    cli_ticker_stop(tick);
     if (rc != ATS_STATUS_OK)
         cli_status(&c, rc);
     show_notes(&c, run);
-    cli_progress_show(&prog, &c, run, 1);
     const struct ats_figure *fig = ats_run_figure(run);
     const char *plot = text_option(cmd, &spec, "plot");
     if (fig && plot && ats_figure_plot(fig, plot) != ATS_STATUS_OK)
@@ -102,20 +100,18 @@ int cli_run_reproduce(const struct ats_command *cmd, int argc, char **argv) {
         cli_status(&c, rc);
     if (mkdir(outdir, 0777) != 0 && errno != EEXIST)
         cli_fail(&c, "cannot create '%s': %s", outdir, strerror(errno));
-    struct cli_progress prog;
-    cli_progress_init(&prog, &c);
+    struct cli_ticker *tick = cli_ticker_start(&c, run);
     const struct ats_figure *fig;
     while ((rc = ats_run_next_figure(run, &fig)) == ATS_STATUS_OK && fig) {
         show_notes(&c, run);
         if (ats_figure_save(fig, outdir) != ATS_STATUS_OK)
             cli_fail(&c, "%s", ats_last_error());
         cli_msg(&c, 2, "wrote %s/%s.png and %s.csv", outdir, fig->name, fig->name);
-        cli_progress_show(&prog, &c, run, 0);
     }
+    cli_ticker_stop(tick);
     show_notes(&c, run);
     if (rc != ATS_STATUS_OK)
         cli_status(&c, rc);
-    cli_progress_show(&prog, &c, run, 1);
     ats_run_free(run);
     return CLI_EXIT_OK;
 }

@@ -928,6 +928,10 @@ const struct ats_command *ats_command_find(const char *name); // NULL when unkno
 // The option of cmd named name (dashes or underscores), or NULL.
 const struct ats_option *ats_command_option(const struct ats_command *cmd, const char *name);
 
+// The value of TEXT option name in spec (a file name, a list of names), or NULL when absent
+// or not a TEXT option.
+const char *ats_command_text(const struct ats_command *cmd, const void *spec, const char *name);
+
 // ATS_STATUS_EARG, naming both, when path (the output of option opt, e.g. "--output") is the
 // same file as an input of spec (--scores, --q, --k, --mask, --safetensors, --tokens) or as
 // its --plot. Every run checks its --plot so; front-ends check the files they write.

@@ -1452,9 +1452,7 @@ static PyObject *ext_run(PyObject *self, PyObject *args) {
         goto out;
     j->cmd = cmd;
     j->spec = spec;
-    const struct ats_option *po = ats_command_option(cmd, "plot");
-    if (po && po->kind == ATS_OPTION_TEXT)
-        memcpy(&j->plot, (char *)spec + po->offset, sizeof j->plot);
+    j->plot = ats_command_text(cmd, spec, "plot");
     if (job_run(j) != 0)
         goto out; // interrupted: the handler's exception (KeyboardInterrupt) is set
     if (j->status != ATS_STATUS_OK) {

@@ -194,7 +194,8 @@ void command_spec_absent(const struct ats_command *cmd, void *spec) {
 // The TEXT options that name files the run reads, and the one it writes.
 static const char *const input_options[] = {"scores", "q", "k", "mask", "safetensors", "tokens"};
 
-static const char *text_field(const struct ats_command *cmd, const void *spec, const char *name) {
+const char *ats_command_text(const struct ats_command *cmd, const void *spec, const char *name) {
+    ATS_ASSERT(cmd && spec && name);
     const struct ats_option *o = ats_command_option(cmd, name);
     const char *v = NULL;
     if (o && o->kind == ATS_OPTION_TEXT)
@@ -263,7 +264,7 @@ int command_check_spec(const struct ats_command *cmd, const void *spec) {
     }
     if ((rc = grid_bound(cmd, spec)) != ATS_STATUS_OK)
         return rc;
-    const char *plot = text_field(cmd, spec, "plot");
+    const char *plot = ats_command_text(cmd, spec, "plot");
     return plot ? ats_command_check_output(cmd, spec, "--plot", plot) : ATS_STATUS_OK;
 }
 
@@ -271,14 +272,14 @@ int ats_command_check_output(const struct ats_command *cmd, const void *spec, co
                              const char *path) {
     ATS_ASSERT(cmd && spec && opt && path);
     for (size_t i = 0; i < sizeof input_options / sizeof input_options[0]; i++) {
-        const char *in = text_field(cmd, spec, input_options[i]);
+        const char *in = ats_command_text(cmd, spec, input_options[i]);
         if (in && ats_same_file(path, in))
             ATS_ERROR(ATS_STATUS_EARG,
                       "%s '%.200s' is the input --%s '%.200s': an output must not overwrite an "
                       "input",
                       opt, path, input_options[i], in);
     }
-    const char *plot = text_field(cmd, spec, "plot");
+    const char *plot = ats_command_text(cmd, spec, "plot");
     if (plot && strcmp(opt, "--plot") != 0 && ats_same_file(path, plot))
         ATS_ERROR(ATS_STATUS_EARG, "%s '%.200s' is also --plot '%.200s'", opt, path, plot);
     return ATS_STATUS_OK;

@@ -22,15 +22,6 @@ union spec {
     struct ats_reproduce_spec reproduce;
 };
 
-// The text option `name` of spec, or NULL.
-static const char *text_option(const struct ats_command *cmd, const void *spec, const char *name) {
-    const struct ats_option *o = ats_command_option(cmd, name);
-    const char *v = NULL;
-    if (o && o->kind == ATS_OPTION_TEXT)
-        memcpy(&v, (const char *)spec + o->offset, sizeof v);
-    return v;
-}
-
 static void show_notes(const struct cli *c, struct ats_run *run) {
     for (const char *note; (note = ats_run_note(run));)
         cli_msg(c, 2, "%s", note);
@@ -74,7 +65,7 @@ int cli_run_records(const struct ats_command *cmd, int argc, char **argv) {
         cli_status(&c, rc);
     show_notes(&c, run);
     const struct ats_figure *fig = ats_run_figure(run);
-    const char *plot = text_option(cmd, &spec, "plot");
+    const char *plot = ats_command_text(cmd, &spec, "plot");
     if (fig && plot && ats_figure_plot(fig, plot) != ATS_STATUS_OK)
         cli_fail(&c, "--plot: %s", ats_last_error());
     ats_run_free(run);

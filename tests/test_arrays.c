@@ -1397,7 +1397,7 @@ static void test_misc(void) {
     check_fail(ats_npy_write(tmp("no_dir/b.npy"), v, 1, 3, 1, ATS_DTYPE_F32), &a, ATS_STATUS_EIO,
                "cannot create", "write: missing directory");
     check_fail(ats_npy_write("/dev/full", v, 4, 3, 2, ATS_DTYPE_F64), &a, ATS_STATUS_EIO,
-               "write failed", "write: /dev/full");
+               "'/dev/full' failed", "write: /dev/full");
 }
 
 int main(void) {

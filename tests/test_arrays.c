@@ -365,7 +365,7 @@ static void test_rss(void) {
     long growth = maxrss_kib() - before;
     ATS_CHECK(bad == 0 && k == (uint64_t)(rows * cols),
               "rss: every value read back (%" PRId64 " wrong)", bad);
-    // The file is read through a 1 MiB buffer, never mapped: 64 MiB leaves room for the 2 MiB
+    // The file is read through a 64 KiB buffer, never mapped: 64 MiB leaves room for the 2 MiB
     // output block, the allocator and (built with AddressSanitizer) the shadow of the heap,
     // and is far from the file size.
     double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);

@@ -56,6 +56,26 @@ int main(void) {
                  "--gamma 1",
                  "phase at n = 200000, d = 200001 needs at least 960 GB of memory", "lower --n");
 
+    // A run estimated longer than ten minutes says so before it starts (the long ones are
+    // ended by timeout once the note is out); short runs say nothing.
+    {
+        char cmd[2048];
+        snprintf(cmd, sizeof cmd,
+                 "timeout 3 %s query --d 3 --n 1e10 --tau-prime 1 --trials 100 >/dev/null "
+                 "2>%s/long; timeout 3 %s phase --n 200000 --gamma 1 >/dev/null 2>>%s/long",
+                 bin, tmpdir, bin, tmpdir);
+        int st = system(cmd);
+        snprintf(cmd, sizeof cmd, "%s/long", tmpdir);
+        char *err = slurp(cmd);
+        struct run q = run("query --d 3 --n 1e4 --tau-prime 1 --trials 10");
+        ATS_CHECK(st != -1 && strstr(err, "about 1e+12 keys to draw: roughly 2.3 hours") &&
+                      strstr(err, "--sampler ppp") && strstr(err, "flops in the layer's products") &&
+                      q.status == 0 && !strstr(q.err, "roughly"),
+                  "cost notes before long query and phase runs, none for a short one (%s)", err);
+        free(err);
+        run_free(&q);
+    }
+
     // Progress on a terminal (script(1) gives the run one): nothing for a short run, a line
     // with rate and ETA for one longer than two seconds, none with -q.
     if (system("command -v script >/dev/null 2>&1") == 0) {

@@ -236,7 +236,22 @@ static int run_alloc(struct ats_run **out, const void *spec_) {
         trials += s->ax[AX_TRIALS].v[i];
     double total = (double)s->ax[AX_D].count * (double)s->ax[AX_N].count *
                    (double)s->ax[AX_SCALE].count * trials;
-    return run_new(out, &ops, s, total);
+    // The exact sampler's cost: every key of every trial, at the rate measured on 2 cores
+    // (1.2e8 keys/s at d = 3, 4e7 at d = 64: docs/PERFORMANCE.md).
+    double keys = 0, seconds = 0;
+    for (int64_t i = 0; s->sampler == ATS_SAMPLER_EXACT && i < s->ax[AX_D].count; i++)
+        for (int64_t j = 0; j < s->ax[AX_N].count; j++) {
+            double k = s->ax[AX_N].v[j] * trials * (double)s->ax[AX_SCALE].count;
+            keys += k;
+            seconds += k * (1 + (s->ax[AX_D].v[i] - 3) / 32) / 1.2e8;
+        }
+    if ((rc = run_new(out, &ops, s, total)) != ATS_STATUS_OK)
+        return rc;
+    char what[96];
+    snprintf(what, sizeof what, "about %.3g keys to draw", keys);
+    run_note_cost(*out, seconds, what,
+                  "lower --trials or --n, or for the n -> infinity limit use --sampler ppp");
+    return ATS_STATUS_OK;
 }
 
 const struct ats_command command_query = {

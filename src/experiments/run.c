@@ -285,6 +285,22 @@ int ats_command_check_output(const struct ats_command *cmd, const void *spec, co
     return ATS_STATUS_OK;
 }
 
+void run_note_cost(struct ats_run *run, double seconds, const char *what, const char *advice) {
+    if (!(seconds > RUN_LONG_SECONDS))
+        return;
+    double v = seconds / 60;
+    const char *unit = "minutes";
+    if (v >= 120) {
+        v /= 60;
+        unit = "hours";
+    }
+    if (v >= 48 && unit[0] == 'h') {
+        v /= 24;
+        unit = "days";
+    }
+    run_note(run, "note: %s: roughly %.2g %s on 2 cores; %s", what, v, unit, advice);
+}
+
 int memory_bound(double bytes, const char *what, const char *advice) {
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
     double have = pages > 0 && page > 0 ? (double)pages * (double)page : HUGE_VAL;

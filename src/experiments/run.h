@@ -134,6 +134,14 @@ int command_check_spec(const struct ats_command *cmd, const void *spec);
 // Sets every field targeted by cmd's options to "absent" (the rest of spec zeroed first).
 void command_spec_absent(const struct ats_command *cmd, void *spec);
 
+// Runs estimated longer than this say so in a note before they start.
+#define RUN_LONG_SECONDS 600.0
+
+// The note for a run estimated at seconds (a rate measured on this project's 2-core machine:
+// an order of magnitude, not a promise) when that exceeds RUN_LONG_SECONDS: what it does,
+// the time, and how to shorten it.
+void run_note_cost(struct ats_run *run, double seconds, const char *what, const char *advice);
+
 // ATS_STATUS_EARG (what, the bytes needed and the machine's, then advice) when bytes exceed
 // the physical memory: checked before a run allocates.
 int memory_bound(double bytes, const char *what, const char *advice);

@@ -104,16 +104,13 @@ static cairo_status_t write_stream(void *closure, const unsigned char *data, uns
     return fwrite(data, 1, n, f) == n ? CAIRO_STATUS_SUCCESS : CAIRO_STATUS_WRITE_ERROR;
 }
 
-// The page to draw on, written to *file (opened here; NULL when that failed: the caller
-// reports it after drawing nothing).
-static cairo_surface_t *surface_create(const char *path, enum kind k, struct ats_atomic **file) {
-    if (ats_atomic_open(file, path) != ATS_STATUS_OK)
-        return cairo_image_surface_create(CAIRO_FORMAT_RGB24, 1, 1);
+// The page to draw on; SVG and PDF stream into file as they are drawn, PNG at the end.
+static cairo_surface_t *surface_create(struct ats_atomic *file, enum kind k) {
     switch (k) {
     case KIND_SVG:
-        return cairo_svg_surface_create_for_stream(write_stream, *file, PAGE_W, PAGE_H);
+        return cairo_svg_surface_create_for_stream(write_stream, file, PAGE_W, PAGE_H);
     case KIND_PDF:
-        return cairo_pdf_surface_create_for_stream(write_stream, *file, PAGE_W, PAGE_H);
+        return cairo_pdf_surface_create_for_stream(write_stream, file, PAGE_W, PAGE_H);
     default:
         return cairo_image_surface_create(CAIRO_FORMAT_RGB24, PAGE_W, PAGE_H);
     }
@@ -125,10 +122,6 @@ static int surface_finish(cairo_surface_t *s, cairo_t *cr, const char *path, enu
                           struct ats_atomic *file) {
     cairo_status_t st = cairo_status(cr);
     cairo_destroy(cr);
-    if (!file) {
-        cairo_surface_destroy(s);
-        return ATS_STATUS_EIO; // the reason is ats_atomic_open's
-    }
     if (st == CAIRO_STATUS_SUCCESS && k == KIND_PNG)
         st = cairo_surface_write_to_png_stream(s, write_stream, file);
     cairo_surface_finish(s);
@@ -629,8 +622,10 @@ int ats_plot_lines(const char *path, const struct ats_plot_axes *axes,
         (rc = check_range(f.ymin, f.ymax, f.ylog, "y")))
         return rc;
 
-    struct ats_atomic *file = NULL;
-    cairo_surface_t *surf = surface_create(path, k, &file);
+    struct ats_atomic *file;
+    if ((rc = ats_atomic_open(&file, path)) != ATS_STATUS_OK)
+        return rc;
+    cairo_surface_t *surf = surface_create(file, k);
     cairo_t *cr = cairo_create(surf);
     white_page(cr);
     for (int64_t s = 0; s < ns; s++)
@@ -709,8 +704,10 @@ int ats_plot_heatmap(const char *path, const struct ats_plot_axes *axes,
         (rc = check_range(f.ymin, f.ymax, f.ylog, "y")))
         return rc;
 
-    struct ats_atomic *file = NULL;
-    cairo_surface_t *surf = surface_create(path, k, &file);
+    struct ats_atomic *file;
+    if ((rc = ats_atomic_open(&file, path)) != ATS_STATUS_OK)
+        return rc;
+    cairo_surface_t *surf = surface_create(file, k);
     cairo_t *cr = cairo_create(surf);
     struct cats xc = {map->x, map->xcats, map->nx, {0, 0, 0, 0}};
     struct cats yc = {map->y, map->ycats, map->ny, {0, 0, 0, 0}};

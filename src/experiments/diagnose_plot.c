@@ -337,11 +337,8 @@ int diagnose_heads_figure(struct figure **out, const char *const *layers, int64_
 int ats_diagnose_plot_heads(const char *path, const char *const *layers, int64_t nlayers,
                             int64_t nheads, const double *ratio, double window) {
     ATS_ASSERT(path && (ratio || nlayers < 1 || nheads < 1));
-    int rc = ats_plot_check_path(path);
-    if (rc != ATS_STATUS_OK)
-        return rc;
     struct figure *f = NULL;
-    rc = diagnose_heads_figure(&f, layers, nlayers, nheads, ratio, window);
+    int rc = diagnose_heads_figure(&f, layers, nlayers, nheads, ratio, window);
     if (rc != ATS_STATUS_OK)
         return rc;
     rc = ats_figure_plot(&f->f, path);

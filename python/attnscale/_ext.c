@@ -205,53 +205,39 @@ static int item_to_double(double *out, const char *p, const char *f, Py_ssize_t 
         return 0;
     }
     int is_signed = strchr("bhilqn", c) != NULL, is_unsigned = strchr("BHILQN", c) != NULL;
-    if (!is_signed && !is_unsigned)
+    if ((!is_signed && !is_unsigned) ||
+        (itemsize != 1 && itemsize != 2 && itemsize != 4 && itemsize != 8))
         return -1;
-    if (is_signed) {
-        int64_t x;
-        if (itemsize == 1) {
-            int8_t t;
-            memcpy(&t, p, 1);
-            x = t;
-        } else if (itemsize == 2) {
-            int16_t t;
-            memcpy(&t, p, 2);
-            x = t;
-        } else if (itemsize == 4) {
-            int32_t t;
-            memcpy(&t, p, 4);
-            x = t;
-        } else if (itemsize == 8) {
-            memcpy(&x, p, 8);
-        } else {
-            return -1;
-        }
-        if (x > ATS_INT_EXACT_MAX || x < -ATS_INT_EXACT_MAX)
-            return -2;
-        *out = (double)x;
-        return 0;
-    }
-    uint64_t x;
+    // The item's bits (native order) zero-extended, then its value: a signed item whose top
+    // bit is set is that much below zero.
+    uint64_t u;
     if (itemsize == 1) {
         uint8_t t;
         memcpy(&t, p, 1);
-        x = t;
+        u = t;
     } else if (itemsize == 2) {
         uint16_t t;
         memcpy(&t, p, 2);
-        x = t;
+        u = t;
     } else if (itemsize == 4) {
         uint32_t t;
         memcpy(&t, p, 4);
-        x = t;
-    } else if (itemsize == 8) {
-        memcpy(&x, p, 8);
+        u = t;
     } else {
-        return -1;
+        memcpy(&u, p, 8);
     }
-    if (x > (uint64_t)ATS_INT_EXACT_MAX)
+    const int bits = 8 * (int)itemsize;
+    if (is_signed && (u >> (bits - 1)) & 1) {
+        // |value| = 2^bits - u, computed without overflow (2^64 - u is ~u + 1).
+        uint64_t mag = bits == 64 ? ~u + 1 : (UINT64_C(1) << bits) - u;
+        if (mag > (uint64_t)ATS_INT_EXACT_MAX)
+            return -2;
+        *out = -(double)mag;
+        return 0;
+    }
+    if (u > (uint64_t)ATS_INT_EXACT_MAX)
         return -2;
-    *out = (double)x;
+    *out = (double)u;
     return 0;
 }
 

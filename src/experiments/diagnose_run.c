@@ -89,8 +89,8 @@ static const struct ats_option options[] = {
      "multiply row i's beta by the policy at position i; all: rank every\n"
      "policy in the summary instead (see attnscale policies --list)\n",
      NULL},
-    {"target-len", ATS_OPTION_NUMBER, OPT_OFF(S, target_len), {2, (double)ATS_INT_EXACT_MAX, 0, 0, 1},
-     NULL, "N",
+    {"target-len", ATS_OPTION_NUMBER, OPT_OFF(S, target_len),
+     {2, (double)ATS_INT_EXACT_MAX, 0, 0, 1}, NULL, "N",
      "extrapolate the laws to length N and say which policy keeps row N\n"
      "critical, by what factor (THEORY.md 4.6; with --policy)\n",
      NULL},
@@ -502,8 +502,8 @@ static int alloc_block(struct state *s) {
     s->bn = ats_malloc_array((size_t)rows, sizeof *s->bn);
     s->bb = ats_malloc_array((size_t)rows, sizeof *s->bb);
     if (!s->s || (s->dmax > 0 && (!s->qbuf || !s->kdata)) || !s->mrow || !s->ws || !s->mult ||
-        !s->lens || !s->rowid || !s->st || !s->all_n || !s->all_bh || !s->all_ratio || !s->all_regime || !s->bn ||
-        !s->bb)
+        !s->lens || !s->rowid || !s->st || !s->all_n || !s->all_bh || !s->all_ratio ||
+        !s->all_regime || !s->bn || !s->bb)
         ATS_ERROR(ATS_STATUS_ENOMEM, "out of memory for a block of %lld rows of %lld logits",
                   (long long)block, (long long)s->nmax);
     return ATS_STATUS_OK;

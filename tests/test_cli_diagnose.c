@@ -390,9 +390,48 @@ static void test_policies_cli(void) {
     run_free(&r);
 }
 
+// The options issue 11 added: bad values are usage errors (exit 2) naming the option; a mask
+// that does not fit the logits is a runtime error (exit 1) naming both shapes.
+static void test_new_option_errors(void) {
+    const char *sc = "--scores tests/golden/fixtures/scores_2d.npy";
+    const char *qk = "--q tests/golden/fixtures/q.npy --k tests/golden/fixtures/k.npy";
+    char args[1024];
+    static const struct {
+        int qk;
+        const char *opts, *n1, *n2;
+    } cases[] = {
+        {1, "--scale 0", "--scale", "> 0"},
+        {1, "--scale -1", "--scale", NULL},
+        {0, "--scale 0.5", "--scale applies to --q/--k only", NULL},
+        {1, "--masked-logits", "--masked-logits applies to logits", NULL},
+        {0, "--target-len 1", "--target-len", "[2, 2^53]"},
+        {0, "--target-len 1e6.5", "--target-len", NULL},
+        {0, "--rows 3,3", "--rows", "given twice"},
+        {0, "--rows 100000", "--rows", "outside"},
+        {0, "--rows -1", "--rows", NULL},
+        {0, "--plot heads.jpg", "--plot", ".png, .svg or .pdf"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(args, sizeof args, "diagnose %s %s", cases[i].qk ? qk : sc, cases[i].opts);
+        expect_usage(args, cases[i].n1, cases[i].n2);
+    }
+    snprintf(args, sizeof args,
+             "/usr/bin/python3 -c \"import numpy as np; np.save('%s/m.npy', np.ones((3, 7), "
+             "bool))\"",
+             tmpdir);
+    ATS_CHECK(system(args) == 0, "a (3, 7) bool mask written with NumPy");
+    snprintf(args, sizeof args, "diagnose %s --mask %s/m.npy", sc, tmpdir);
+    struct run r = run(args);
+    ATS_CHECK(r.status == 1 && strstr(r.err, "--mask of shape (3, 7) does not broadcast") &&
+                  r.out[0] == '\0',
+              "a mask of the wrong shape: exit 1 naming both shapes (%s)", r.err);
+    run_free(&r);
+}
+
 int main(void) {
     if (cli_run_init() != 0)
         return 1;
+    test_new_option_errors();
     test_simplex_rows();
     test_qk_and_policy();
     test_bad_inputs();

@@ -76,11 +76,12 @@ static void stopped_by(int sig, const char *name) {
     kill(pid, sig);
     int st = 0;
     waitpid(pid, &st, 0);
+    int left = count_prefix(".f.csv.");
     ATS_CHECK(started && WIFSIGNALED(st) && WTERMSIG(st) == sig &&
-                  same_text("f.csv", "the earlier result\n") && count_prefix(".f.csv.") == 0,
+                  same_text("f.csv", "the earlier result\n") && left == 0,
               "%s during query --output f.csv: killed by it, f.csv as it was, no temporary "
-              "left (temporary seen: %d)",
-              name, started);
+              "left (temporary seen: %d; wait status %#x; temporaries left: %d)",
+              name, started, (unsigned)st, left);
 }
 
 int main(void) {

@@ -105,16 +105,17 @@ int ats_atomic_open(struct ats_atomic **out, const char *path) {
     const char *slash = strrchr(path, '/');
     size_t dir = slash ? (size_t)(slash - path) + 1 : 0;
     snprintf(tmp, len + 16, "%.*s.%s.XXXXXX", (int)dir, path, path + dir);
+    // Listed before it exists: a signal between mkstemp and the listing would leave the file
+    // (mkstemp writes the name into tmp before it creates the file).
+    a->tmp = tmp;
+    a->slot = pending_add(tmp);
     int fd = mkstemp(tmp);
     if (fd < 0) {
         int err = errno;
-        ats_free(tmp);
         atomic_free(a);
         ATS_ERROR(ATS_STATUS_EIO, "cannot create a file beside '%.200s': %s", path,
                   strerror(err));
     }
-    a->tmp = tmp;
-    a->slot = pending_add(tmp);
     // The mode a new file would get (0666 less the umask), or the existing file's.
     mode_t mask = umask(0);
     umask(mask);
